@@ -1,0 +1,61 @@
+"""All runtime configuration, read from ``PERSONA_*`` environment variables.
+
+This is the only module that reads the environment. Every process builds one
+:class:`Settings` (``Settings()``) at start-up and passes it down; nothing else
+calls ``os.environ``. Every field is documented in README.md ("Configuration").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CATALOG = Path(__file__).resolve().parent.parent / "models" / "catalogs" / "b2b_saas.yaml"
+
+
+class Settings(BaseSettings):
+    """Frozen settings for the collector, worker and API processes."""
+
+    model_config = SettingsConfigDict(env_prefix="PERSONA_", frozen=True, extra="ignore")
+
+    # --- Kafka -----------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
+    topic_events: str = Field("persona.events", description="validated native events")
+    topic_dlq: str = Field("persona.events.dlq", description="dead letters with a reason")
+    topic_assignments: str = Field("persona.assignments", description="compacted assignment feed")
+    topic_models: str = Field("persona.models", description="versioned model snapshots")
+    topic_partitions: int = Field(4, ge=1, description="partitions for topics created at start-up")
+    topic_replication: int = Field(1, ge=1, description="replication factor for created topics")
+    kafka_timeout_s: float = Field(5.0, gt=0, description="bound on one produce before 503")
+    consumer_group: str = Field("persona-stream", description="faust app id / consumer group")
+
+    # --- Redis -----------------------------------------------------------------
+    redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL")
+    redis_prefix: str = Field("ps:", description="prefix of every Redis key")
+    visitor_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="TTL of ps:visitor:{id}")
+    dedup_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="event_id de-duplication window")
+
+    # --- HTTP API --------------------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="API bind address")
+    api_port: int = Field(8000, ge=1, le=65535, description="API port")
+    write_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="accepted Segment write keys (JSON list); empty = accept any key",
+    )
+    max_body_bytes: int = Field(512 * 1024, ge=1024, description="largest request body")
+    max_batch_events: int = Field(500, ge=1, description="largest batch")
+    hash_pii: bool = Field(True, description="SHA-256 e-mail/phone traits at the edge")
+
+    # --- Worker ----------------------------------------------------------------
+    worker_web_port: int = Field(6066, ge=1, le=65535, description="faust web / metrics port")
+    worker_data_dir: Path = Field(Path("var/worker"), description="faust data directory")
+
+    # --- Personas --------------------------------------------------------------
+    catalog_path: Path = Field(DEFAULT_CATALOG, description="persona catalog YAML")
+    audience_threshold: float = Field(0.5, gt=0, le=1, description="audience membership")
+    state_half_life_s: float = Field(7 * 24 * 3600, gt=0, description="visitor state decay")
+
+    def redis_key(self, kind: str, ident: str) -> str:
+        return f"{self.redis_prefix}{kind}:{ident}"
