@@ -1,0 +1,39 @@
+"""Redis key names (INTERFACES.md 2.2 plus documented additions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "ps:"
+
+    def visitor(self, visitor_id: str) -> str:
+        return f"{self.prefix}visitor:{visitor_id}"
+
+    def audience(self, persona: str) -> str:
+        return f"{self.prefix}audience:{persona}"
+
+    def audience_pattern(self) -> str:
+        return f"{self.prefix}audience:*"
+
+    def kpi(self, persona: str) -> str:
+        return f"{self.prefix}kpi:{persona}"
+
+    # Additions (documented in README, "Redis keys"):
+    def user(self, user_id: str) -> str:
+        """user_id -> canonical visitor_id."""
+        return f"{self.prefix}user:{user_id}"
+
+    def alias(self, visitor_id: str) -> str:
+        """merged anonymous visitor_id -> canonical visitor_id."""
+        return f"{self.prefix}alias:{visitor_id}"
+
+    def aliases(self, visitor_id: str) -> str:
+        """set of the ids merged into a canonical visitor (for DELETE)."""
+        return f"{self.prefix}aliases:{visitor_id}"
+
+    def identity(self, visitor_id: str) -> str:
+        """hash of hashed identifiers (email_sha256, phone_sha256) for audience export."""
+        return f"{self.prefix}identity:{visitor_id}"

@@ -1,0 +1,137 @@
+"""Redis implementation of :class:`~stream_app.store.base.VisitorStore`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+from stream_app.store.base import VisitorWrite
+from stream_app.store.keys import Keys
+
+
+class RedisStore:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "ps:",
+        ttl_s: int = 30 * 24 * 3600,
+        audience_threshold: float = 0.5,
+    ) -> None:
+        self._r = redis
+        self._k = Keys(prefix)
+        self._ttl = ttl_s
+        self._threshold = audience_threshold
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
+        client = Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=5.0,
+            socket_connect_timeout=2.0,
+            health_check_interval=30,
+        )
+        return cls(client, **kwargs)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._r.ping())
+        except Exception:
+            return False
+
+    async def write(self, writes: list[VisitorWrite]) -> None:
+        if not writes:
+            return
+        k, ttl = self._k, self._ttl
+        pipe = self._r.pipeline(transaction=False)
+        for w in writes:
+            vid = w.visitor_id
+            pipe.set(k.visitor(vid), json.dumps(w.record, separators=(",", ":")), ex=ttl)
+            for persona, p in w.record.get("personas", {}).items():
+                if p >= self._threshold:
+                    pipe.zadd(k.audience(persona), {vid: p})
+                else:
+                    pipe.zrem(k.audience(persona), vid)
+            for persona, field, amount in w.kpi:
+                pipe.hincrbyfloat(k.kpi(persona), field, amount)
+            if w.identity:
+                pipe.hset(k.identity(vid), mapping=w.identity)
+                pipe.expire(k.identity(vid), ttl)
+            user_id = w.record.get("user_id")
+            if user_id:
+                pipe.set(k.user(user_id), vid, ex=ttl)
+            for alias in w.aliases:
+                if alias == vid:
+                    continue
+                pipe.set(k.alias(alias), vid, ex=ttl)
+                pipe.sadd(k.aliases(vid), alias)
+                pipe.expire(k.aliases(vid), ttl)
+                pipe.delete(k.visitor(alias), k.identity(alias))
+                for persona in w.record.get("personas", {}):
+                    pipe.zrem(k.audience(persona), alias)
+        await pipe.execute()
+
+    async def resolve(self, any_id: str) -> str | None:
+        k = self._k
+        pipe = self._r.pipeline(transaction=False)
+        pipe.exists(k.visitor(any_id))
+        pipe.get(k.alias(any_id))
+        pipe.get(k.user(any_id))
+        exists, alias, user = await pipe.execute()
+        if exists:
+            return any_id
+        return alias or user or None
+
+    async def get(self, visitor_id: str) -> dict[str, Any] | None:
+        canonical = await self.resolve(visitor_id)
+        if canonical is None:
+            return None
+        raw = await self._r.get(self._k.visitor(canonical))
+        return json.loads(raw) if raw else None
+
+    async def identity(self, visitor_id: str) -> dict[str, str]:
+        return dict(await self._r.hgetall(self._k.identity(visitor_id)))
+
+    async def delete(self, visitor_id: str) -> bool:
+        k = self._k
+        canonical = await self.resolve(visitor_id) or visitor_id
+        raw = await self._r.get(k.visitor(canonical))
+        record = json.loads(raw) if raw else {}
+        aliases = set(await self._r.smembers(k.aliases(canonical)))
+        ids = {canonical, visitor_id, *aliases}
+        audience_keys = [key async for key in self._r.scan_iter(match=k.audience_pattern())]
+        pipe = self._r.pipeline(transaction=False)
+        for i in ids:
+            pipe.delete(k.visitor(i), k.identity(i), k.alias(i), k.aliases(i))
+            for key in audience_keys:
+                pipe.zrem(key, i)
+        if record.get("user_id"):
+            pipe.delete(k.user(record["user_id"]))
+        await pipe.execute()
+        return bool(record) or bool(aliases)
+
+    async def audience(
+        self, persona: str, min_probability: float, limit: int, offset: int = 0
+    ) -> list[tuple[str, float]]:
+        rows = await self._r.zrevrangebyscore(
+            self._k.audience(persona),
+            "+inf",
+            min_probability,
+            start=offset,
+            num=limit,
+            withscores=True,
+        )
+        return [(str(m), float(s)) for m, s in rows]
+
+    async def audience_size(self, persona: str) -> int:
+        return int(await self._r.zcard(self._k.audience(persona)))
+
+    async def kpi(self, persona: str) -> dict[str, float]:
+        raw = await self._r.hgetall(self._k.kpi(persona))
+        return {str(f): float(v) for f, v in raw.items()}
+
+    async def close(self) -> None:
+        await self._r.aclose()
