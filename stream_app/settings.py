@@ -21,7 +21,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PERSONA_", frozen=True, extra="ignore")
 
     # --- Kafka -----------------------------------------------------------------
-    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated"
+    )
     topic_events: str = Field("persona.events", description="validated native events")
     topic_dlq: str = Field("persona.events.dlq", description="dead letters with a reason")
     topic_assignments: str = Field("persona.assignments", description="compacted assignment feed")
@@ -35,7 +37,9 @@ class Settings(BaseSettings):
     redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL")
     redis_prefix: str = Field("ps:", description="prefix of every Redis key")
     visitor_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="TTL of ps:visitor:{id}")
-    dedup_ttl_s: int = Field(7 * 24 * 3600, ge=60, description="event_id de-duplication window")
+    dedup_window: int = Field(
+        128, ge=1, description="event ids remembered per visitor for de-duplication"
+    )
 
     # --- HTTP API --------------------------------------------------------------
     api_host: str = Field("127.0.0.1", description="API bind address")

@@ -55,11 +55,15 @@ class EventProducer:
                 await asyncio.wait_for(producer.start(), self._settings.kafka_timeout_s)
             except Exception as exc:
                 await _quiet_stop(producer)
-                raise KafkaUnavailable(f"cannot reach Kafka at {self._settings.kafka_bootstrap}: {exc!r}") from exc
+                raise KafkaUnavailable(
+                    f"cannot reach Kafka at {self._settings.kafka_bootstrap}: {exc!r}"
+                ) from exc
             self._producer = producer
             return producer
 
-    async def send_events(self, events: Sequence[dict[str, Any]], payloads: Sequence[bytes]) -> None:
+    async def send_events(
+        self, events: Sequence[dict[str, Any]], payloads: Sequence[bytes]
+    ) -> None:
         """Produce ``payloads`` keyed by each event's visitor_id; wait for every ack."""
         if not events:
             return
@@ -75,7 +79,7 @@ class EventProducer:
 
         try:
             await asyncio.wait_for(_send_all(), self._settings.kafka_timeout_s)
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise KafkaUnavailable(
                 f"Kafka did not acknowledge within {self._settings.kafka_timeout_s:g}s"
             ) from exc

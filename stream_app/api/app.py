@@ -1,0 +1,80 @@
+"""The API process: collector, lookups, health. Built by :func:`create_app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from stream_app.api.health import build_health_router
+from stream_app.api.lookup import build_lookup_router
+from stream_app.collector.producer import EventProducer
+from stream_app.collector.routes import build_collector_router
+from stream_app.settings import Settings
+from stream_app.store import VisitorStore
+from stream_app.store.redis_store import RedisStore
+
+log = logging.getLogger(__name__)
+
+
+class StoreUnavailable(RuntimeError):
+    pass
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: VisitorStore | None = None,
+    producer: EventProducer | None = None,
+    create_topics: bool = True,
+) -> FastAPI:
+    store = store or RedisStore.from_url(
+        settings.redis_url.get_secret_value(),
+        prefix=settings.redis_prefix,
+        ttl_s=settings.visitor_ttl_s,
+        audience_threshold=settings.audience_threshold,
+    )
+    producer = producer or EventProducer(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if create_topics:
+            from stream_app.topics import ensure_topics
+
+            try:
+                await ensure_topics(settings, timeout_s=settings.kafka_timeout_s)
+            except Exception as exc:  # the API still serves lookups; /readyz tells
+                log.warning("could not ensure Kafka topics at start-up: %r", exc)
+        yield
+        await producer.stop()
+        await store.close()
+
+    app = FastAPI(
+        title="persona-stream",
+        version="0.1.0",
+        description="Collects events and serves live persona assignments.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.producer = producer
+    app.include_router(build_collector_router(settings, producer))
+    app.include_router(build_lookup_router(settings, store))
+    app.include_router(build_health_router(settings, store))
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        return JSONResponse({"error": "invalid request", "errors": errors}, status_code=400)
+
+    @app.exception_handler(ConnectionError)
+    async def on_store_down(request: Request, exc: ConnectionError) -> JSONResponse:
+        return JSONResponse({"error": f"store unavailable: {exc}"}, status_code=503)
+
+    return app

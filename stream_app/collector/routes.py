@@ -1,0 +1,125 @@
+"""Ingestion: native ``/v1/events`` and Segment-compatible ``/v1/{batch,page,track,identify}``.
+
+Flow for every request: read body (400/413/415) -> validate each event (rejections are
+reported, never fatal for the rest) -> hand the valid ones to Kafka and wait for the
+acks (503 when Kafka cannot be reached) -> 202 with what was accepted and rejected.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from stream_app.collector.body import BodyError, read_json_body
+from stream_app.collector.producer import EventProducer, KafkaUnavailable
+from stream_app.events.segment import (
+    parse_segment_batch,
+    segment_to_native,
+    write_key_from_basic_auth,
+)
+from stream_app.events.validate import EventValidationError, to_json_bytes, validate_batch
+from stream_app.settings import Settings
+
+SEGMENT_CALLS = ("page", "track", "identify")
+
+
+def error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def build_collector_router(settings: Settings, producer: EventProducer) -> APIRouter:
+    router = APIRouter(tags=["collect"])
+    write_keys = {k.get_secret_value() for k in settings.write_keys}
+
+    async def accept(items: list[Any], pre_rejected: list[dict[str, Any]]) -> JSONResponse:
+        accepted, rejected = validate_batch(items, hash_pii=settings.hash_pii)
+        rejected = sorted(pre_rejected + rejected, key=lambda r: r["index"])
+        try:
+            await producer.send_events(accepted, [to_json_bytes(e) for e in accepted])
+        except KafkaUnavailable as exc:
+            return error(503, f"events not accepted, retry later: {exc}", accepted=0)
+        body = {"accepted": len(accepted), "rejected": rejected}
+        status = 400 if rejected and not accepted else 202
+        return JSONResponse(body, status_code=status)
+
+    @router.post("/v1/events", status_code=202, summary="Collect native events (one or a batch)")
+    async def collect_events(request: Request) -> JSONResponse:
+        try:
+            body = await read_json_body(request, settings.max_body_bytes)
+        except BodyError as exc:
+            return error(exc.status, exc.message)
+        if isinstance(body, dict) and "events" in body and "type" not in body:
+            items = body["events"]
+            if not isinstance(items, list):
+                return error(400, "'events' must be a list of event objects")
+        elif isinstance(body, dict):
+            items = [body]
+        else:
+            return error(400, 'body must be an event object or {"events": [...]}')
+        if len(items) > settings.max_batch_events:
+            return error(
+                413,
+                f"batch of {len(items)} events exceeds the limit of {settings.max_batch_events}",
+            )
+        return await accept(items, [])
+
+    def authorised(request: Request, body: dict[str, Any]) -> bool:
+        if not write_keys:
+            return True
+        key = write_key_from_basic_auth(request.headers.get("authorization"))
+        key = key or body.get("writeKey")
+        return isinstance(key, str) and any(secrets.compare_digest(key, k) for k in write_keys)
+
+    async def segment(request: Request, call: str | None) -> JSONResponse:
+        try:
+            body = await read_json_body(request, settings.max_body_bytes)
+        except BodyError as exc:
+            return error(exc.status, exc.message)
+        if not isinstance(body, dict):
+            return error(400, "body must be a JSON object")
+        if not authorised(request, body):
+            return error(401, "missing or unknown write key (send it as the Basic auth username)")
+        if call is None:
+            try:
+                items, pre_rejected = parse_segment_batch(body)
+            except EventValidationError as exc:
+                return error(400, "invalid batch", errors=[e.__dict__ for e in exc.errors])
+            if len(items) + len(pre_rejected) > settings.max_batch_events:
+                return error(
+                    413, f"batch exceeds the limit of {settings.max_batch_events} messages"
+                )
+            return await accept(items, pre_rejected)
+        try:
+            native = segment_to_native(body, call)
+        except EventValidationError as exc:
+            rejected = [
+                {
+                    "index": 0,
+                    "event_id": body.get("messageId"),
+                    "errors": [e.__dict__ for e in exc.errors],
+                }
+            ]
+            return JSONResponse({"accepted": 0, "rejected": rejected}, status_code=400)
+        return await accept([native], [])
+
+    @router.post("/v1/batch", summary="Segment-compatible batch")
+    async def segment_batch(request: Request) -> JSONResponse:
+        return await segment(request, None)
+
+    def segment_handler(call: str) -> Any:
+        async def handler(request: Request) -> JSONResponse:
+            return await segment(request, call)
+
+        return handler
+
+    for call in SEGMENT_CALLS:
+        router.add_api_route(
+            f"/v1/{call}",
+            segment_handler(call),
+            methods=["POST"],
+            summary=f"Segment-compatible {call} call",
+        )
+    return router

@@ -1,0 +1,50 @@
+"""The per-visitor state kept in the worker's faust table (JSON-serialisable dict).
+
+It holds what the lookup record is built from: counts, identity, the latest
+feedback, recent event ids for de-duplication and the persona model's own state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+FEEDBACK_KINDS = ("nps", "csat", "ces")
+
+
+def new_state(visitor_id: str) -> dict[str, Any]:
+    return {
+        "visitor_id": visitor_id,
+        "user_id": None,
+        "events": 0,
+        "recent_ids": [],
+        "first_seen": None,
+        "last_seen": None,
+        "feedback": dict.fromkeys(FEEDBACK_KINDS),
+        "identity": {},
+        "model": None,
+        "phase": None,
+        "personas": None,
+    }
+
+
+def already_processed(state: dict[str, Any], event_id: str) -> bool:
+    return event_id in state["recent_ids"]
+
+
+def remember(state: dict[str, Any], event_id: str, window: int) -> None:
+    """Keep the last ``window`` event ids: replays after a crash fall well within it."""
+    ids = state["recent_ids"]
+    ids.append(event_id)
+    if len(ids) > window:
+        del ids[: len(ids) - window]
+
+
+def count_event(state: dict[str, Any], event: dict[str, Any]) -> None:
+    state["events"] += 1
+    ts = event["ts"]
+    if state["first_seen"] is None or ts < state["first_seen"]:
+        state["first_seen"] = ts
+    if state["last_seen"] is None or ts > state["last_seen"]:
+        state["last_seen"] = ts
+    if event.get("user_id"):
+        state["user_id"] = event["user_id"]

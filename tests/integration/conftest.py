@@ -1,0 +1,160 @@
+"""Real processes against the real local Kafka and Redis.
+
+``engine`` starts ``persona-stream worker`` and ``persona-stream api`` as real
+subprocesses with topic names, consumer group, Redis prefix and ports unique to
+the test module, and stops them afterwards (their logs are printed on failure).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:g}s waiting for {what} (last: {last!r})")
+
+
+class Engine:
+    """A worker and an API process sharing one isolated set of topics and keys."""
+
+    def __init__(self, kafka_bootstrap: str, redis_url: str, tag: str, **extra_env: str) -> None:
+        self.tag = tag
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"ps-{tag}-"))
+        self.api_port = free_port()
+        self.env = {
+            **os.environ,
+            "PERSONA_KAFKA_BOOTSTRAP": kafka_bootstrap,
+            "PERSONA_REDIS_URL": redis_url,
+            "PERSONA_TOPIC_EVENTS": f"t-{tag}.events",
+            "PERSONA_TOPIC_DLQ": f"t-{tag}.events.dlq",
+            "PERSONA_TOPIC_ASSIGNMENTS": f"t-{tag}.assignments",
+            "PERSONA_TOPIC_MODELS": f"t-{tag}.models",
+            "PERSONA_TOPIC_PARTITIONS": "2",
+            "PERSONA_CONSUMER_GROUP": f"g-{tag}",
+            "PERSONA_REDIS_PREFIX": f"t:{tag}:",
+            "PERSONA_API_PORT": str(self.api_port),
+            "PERSONA_WORKER_WEB_PORT": str(free_port()),
+            "PERSONA_WORKER_DATA_DIR": str(self.tmp / "worker"),
+            "PERSONA_KAFKA_TIMEOUT_S": "3",
+            **extra_env,
+        }
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=15.0)
+        self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
+        self.prefix = self.env["PERSONA_REDIS_PREFIX"]
+
+    @property
+    def events_topic(self) -> str:
+        return self.env["PERSONA_TOPIC_EVENTS"]
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.env["PERSONA_TOPIC_DLQ"]
+
+    def start(self, name: str) -> None:
+        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", "stream_app.cli", name],
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_api(self, timeout: float = 60.0) -> None:
+        def ready() -> bool:
+            self.assert_alive("api")
+            try:
+                return self.http.get("/healthz").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(ready, timeout, "the API to answer /healthz")
+
+    def wait_worker(self, timeout: float = 90.0) -> None:
+        def ready() -> bool:
+            self.assert_alive("worker")
+            return "[^Worker]: Ready" in self.log("worker")
+
+        wait_until(ready, timeout, "the worker to be ready", every=0.3)
+
+    def assert_alive(self, name: str) -> None:
+        proc = self.procs[name]
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.log(name)[-4000:]}")
+
+    def log(self, name: str) -> str:
+        path = self.tmp / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        proc = self.procs.pop(name)
+        if proc.poll() is None:
+            os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        return int(proc.returncode)
+
+    def visitor_key(self, visitor_id: str) -> str:
+        return f"{self.prefix}visitor:{visitor_id}"
+
+    def close(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+        self.http.close()
+        keys = list(self.redis.scan_iter(match=f"{self.prefix}*"))
+        if keys:
+            self.redis.delete(*keys)
+        self.redis.close()
+
+
+@pytest.fixture(scope="module")
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    kafka = request.getfixturevalue("kafka_bootstrap")
+    redis_url = request.getfixturevalue("redis_url")
+    eng = Engine(kafka, redis_url, uuid.uuid4().hex[:8])
+    eng.start("api")
+    eng.start("worker")
+    try:
+        eng.wait_api()
+        eng.wait_worker()
+        yield eng
+    except BaseException:
+        for name in ("api", "worker"):
+            sys.stderr.write(f"\n----- {name} log -----\n{eng.log(name)[-6000:]}\n")
+        raise
+    finally:
+        eng.close()
