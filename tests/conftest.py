@@ -17,7 +17,9 @@ from stream_app.settings import Settings
 
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="kafka")
 
-HOW_TO_START = "start it with `bash deploy/local/infra.sh start` (the README test command does this)"
+HOW_TO_START = (
+    "start it with `bash deploy/local/infra.sh start` (the README test command does this)"
+)
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,9 @@ async def test_lookup_by_user_and_alias(store: VisitorStore) -> None:
 
 
 async def test_identity_is_kept_for_export(store: VisitorStore) -> None:
-    await store.write([VisitorWrite(record("v1", {"a": 1.0}), identity={"email_sha256": "ab" * 32})])
+    await store.write(
+        [VisitorWrite(record("v1", {"a": 1.0}), identity={"email_sha256": "ab" * 32})]
+    )
     assert await store.identity("v1") == {"email_sha256": "ab" * 32}
 
 
