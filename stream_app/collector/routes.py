@@ -36,7 +36,9 @@ def build_collector_router(settings: Settings, producer: EventProducer) -> APIRo
 
     async def accept(items: list[Any], pre_rejected: list[dict[str, Any]]) -> JSONResponse:
         accepted, rejected = validate_batch(items, hash_pii=settings.hash_pii)
-        rejected = sorted(pre_rejected + rejected, key=lambda r: r["index"])
+        already = {r["index"] for r in pre_rejected}  # mapping failures hold their place
+        rejected = [r for r in rejected if r["index"] not in already] + pre_rejected
+        rejected.sort(key=lambda r: r["index"])
         try:
             await producer.send_events(accepted, [to_json_bytes(e) for e in accepted])
         except KafkaUnavailable as exc:

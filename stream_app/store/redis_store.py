@@ -14,13 +14,13 @@ from stream_app.store.keys import Keys
 class RedisStore:
     def __init__(
         self,
-        redis: Redis,
+        redis: Any,
         *,
         prefix: str = "ps:",
         ttl_s: int = 30 * 24 * 3600,
         audience_threshold: float = 0.5,
     ) -> None:
-        self._r = redis
+        self._r: Any = redis  # redis-py typing of decoded responses is too loose to help
         self._k = Keys(prefix)
         self._ttl = ttl_s
         self._threshold = audience_threshold

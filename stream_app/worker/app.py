@@ -48,8 +48,7 @@ def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faus
         "visitors",
         default=None,
         partitions=settings.topic_partitions,
-        key_serializer="raw",
-        value_serializer="json",
+        key_type=bytes,  # raw visitor_id bytes: the same partitioner hash as the events topic
         use_partitioner=True,  # changelog partition = partition of the visitor_id key
     )
     pipeline = Pipeline(dedup_window=settings.dedup_window)
@@ -63,7 +62,8 @@ def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faus
                 ttl_s=settings.visitor_ttl_s,
                 audience_threshold=settings.audience_threshold,
             )
-        return holder["store"]  # type: ignore[no-any-return]
+        store_: VisitorStore = holder["store"]
+        return store_
 
     @app.agent(events, name="process-events")
     async def process_events(stream: Any) -> None:
@@ -76,9 +76,9 @@ def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faus
                 )
                 for e in batch
             ]
-            result = pipeline.process(messages, visitors.get)
+            result = pipeline.process(messages, lambda vid: visitors.get(vid.encode()))
             for vid, state in result.states.items():
-                visitors[vid] = state
+                visitors[vid.encode()] = state
             await write_with_retry(get_store(), result.writes)
             for dead in result.dead_letters:
                 log.warning("dead letter (%s) from %s: %s", dead.reason, dead.source, dead.detail)
