@@ -42,7 +42,7 @@ async def read_json_body(request: Request, max_bytes: int) -> Any:
     if not raw.strip():
         raise BodyError(400, "empty body: expected a JSON object")
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:
         raise BodyError(400, "body is not UTF-8 encoded JSON") from None
     except json.JSONDecodeError as exc:
