@@ -14,8 +14,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from stream_app.events.validate import EventValidationError, FieldError
 
 SUPPORTED = ("page", "track", "identify")
-UTM_FIELDS = {"name": "utm_campaign", "source": "utm_source", "medium": "utm_medium",
-              "term": "utm_term", "content": "utm_content"}  # fmt: skip
+UTM_FIELDS = {
+    "name": "utm_campaign",
+    "source": "utm_source",
+    "medium": "utm_medium",
+    "term": "utm_term",
+    "content": "utm_content",
+}
 
 
 def write_key_from_basic_auth(header: str | None) -> str | None:
@@ -41,8 +46,11 @@ def _with_utm(url: Any, campaign: dict[str, Any]) -> Any:
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     present = {k for k, _ in query}
-    extra = [(utm, str(campaign[key])) for key, utm in UTM_FIELDS.items()
-             if campaign.get(key) and utm not in present]  # fmt: skip
+    extra = [
+        (utm, str(campaign[key]))
+        for key, utm in UTM_FIELDS.items()
+        if campaign.get(key) and utm not in present
+    ]
     if not extra:
         return url
     return urlunsplit(parts._replace(query=urlencode(query + extra)))
@@ -76,8 +84,12 @@ def segment_to_native(message: dict[str, Any], call: str | None) -> dict[str, An
             ]
         )
     visitor_id = message.get("anonymousId") or message.get("userId")
-    ts = (message.get("timestamp") or message.get("originalTimestamp")
-          or message.get("receivedAt") or message.get("sentAt"))  # fmt: skip
+    ts = (
+        message.get("timestamp")
+        or message.get("originalTimestamp")
+        or message.get("receivedAt")
+        or message.get("sentAt")
+    )
     native: dict[str, Any] = {
         "event_id": message.get("messageId"),
         "visitor_id": visitor_id,

@@ -104,7 +104,7 @@ def test_segment_batch_as_analytics_libraries_send_it(engine: Engine) -> None:
                         "referrer": "https://www.google.com/",
                         "title": "Pricing",
                     },
-                    "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15",
+                    "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)",
                     "locale": "en-US",
                 },
                 "integrations": {},

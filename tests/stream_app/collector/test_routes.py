@@ -145,8 +145,12 @@ async def test_kafka_down_is_503_and_nothing_accepted(
 
 
 async def test_segment_write_key_required(client: httpx.AsyncClient) -> None:
-    msg = {"messageId": "m1", "anonymousId": "a1", "timestamp": datetime.now(UTC).isoformat(),
-           "properties": {"url": "https://example.com/"}}  # fmt: skip
+    msg = {
+        "messageId": "m1",
+        "anonymousId": "a1",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "properties": {"url": "https://example.com/"},
+    }
     assert (await client.post("/v1/page", json=msg)).status_code == 401
     assert (await client.post("/v1/page", json=msg, headers=basic("wrong"))).status_code == 401
     assert (await client.post("/v1/page", json=msg, headers=basic("wk-1"))).status_code == 202
@@ -162,17 +166,41 @@ async def test_segment_calls_map_to_native(
         "timestamp": ts,
         "context": {"library": {"name": "analytics-node"}},
     }
-    await client.post("/v1/track", headers=basic("wk-1"), json={
-        **common, "messageId": "t1", "event": "Feedback Submitted",
-        "properties": {"kind": "csat", "score": 4}})  # fmt: skip
-    await client.post("/v1/track", headers=basic("wk-1"), json={
-        **common, "messageId": "t2", "event": "Persona Identified",
-        "properties": {"persona": "tech_evaluator", "source": "survey"}})  # fmt: skip
-    await client.post("/v1/track", headers=basic("wk-1"), json={
-        **common, "messageId": "t3", "event": "Demo Requested",
-        "properties": {"channel": "form", "action": "submit", "campaign": "q4"}})  # fmt: skip
-    await client.post("/v1/identify", headers=basic("wk-1"), json={
-        **common, "messageId": "t4", "userId": "crm-1", "traits": {"email": "X@Y.io"}})  # fmt: skip
+    await client.post(
+        "/v1/track",
+        headers=basic("wk-1"),
+        json={
+            **common,
+            "messageId": "t1",
+            "event": "Feedback Submitted",
+            "properties": {"kind": "csat", "score": 4},
+        },
+    )
+    await client.post(
+        "/v1/track",
+        headers=basic("wk-1"),
+        json={
+            **common,
+            "messageId": "t2",
+            "event": "Persona Identified",
+            "properties": {"persona": "tech_evaluator", "source": "survey"},
+        },
+    )
+    await client.post(
+        "/v1/track",
+        headers=basic("wk-1"),
+        json={
+            **common,
+            "messageId": "t3",
+            "event": "Demo Requested",
+            "properties": {"channel": "form", "action": "submit", "campaign": "q4"},
+        },
+    )
+    await client.post(
+        "/v1/identify",
+        headers=basic("wk-1"),
+        json={**common, "messageId": "t4", "userId": "crm-1", "traits": {"email": "X@Y.io"}},
+    )
     types = [(e["event_id"], e["type"]) for e in producer.sent]
     assert types == [("t1", "feedback"), ("t2", "label"), ("t3", "touchpoint"), ("t4", "identify")]
     assert producer.sent[2]["name"] == "Demo Requested" and producer.sent[2]["campaign"] == "q4"
@@ -193,7 +221,7 @@ async def test_segment_batch_rejects_unsupported_calls_in_place(
                 "anonymousId": "a",
                 "timestamp": ts,
                 "context": {"page": {"url": "https://example.com/pricing"}},
-            },  # fmt: skip
+            },
             {"type": "page", "messageId": "p2", "anonymousId": "a", "timestamp": ts},
         ],
         "context": {"campaign": {"name": "spring", "source": "newsletter", "medium": "email"}},
