@@ -113,7 +113,7 @@ class Touchpoint(EventBase):
     action: Literal["impression", "click", "open", "submit", "attend", "reply", "purchase", "other"]
     name: Text | None = None
     campaign: Text | None = None
-    value: StrictInt | StrictFloat | None = None
+    value: StrictFloat | None = None  # strict float still accepts integers, not "10" or true
 
 
 SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
@@ -144,7 +144,7 @@ class Label(EventBase):
     type: Literal["label"]
     persona: Id
     source: Literal["survey", "crm", "onboarding", "manual"]
-    weight: Annotated[StrictFloat | StrictInt, Field(gt=0, le=1)] = 1.0
+    weight: Annotated[StrictFloat, Field(gt=0, le=1)] = 1.0
 
 
 EVENT_TYPES: dict[str, type[EventBase]] = {
