@@ -1,0 +1,72 @@
+"""Held-out evaluation of a mapper on simulated or labelled visitors (pure)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from models.mapper import PersonaMapper
+
+BINS = 10
+
+
+def replay(mapper: PersonaMapper, events: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """A visitor's state after its events (label events left out: they would leak the answer)."""
+    state = mapper.new_state()
+    for event in events:
+        if event["type"] != "label":
+            state, _ = mapper.observe(state, event)
+    return state
+
+
+def train(mapper: PersonaMapper, visitors: Iterable[Any]) -> int:
+    """Learn from each labelled visitor at the moment its label arrives; returns labels used."""
+    n = 0
+    for v in visitors:
+        state = mapper.new_state()
+        for event in v.events:
+            if event["type"] == "label":
+                mapper.learn(state, event["persona"], event.get("weight", 1.0))
+                n += 1
+            else:
+                state, _ = mapper.observe(state, event)
+    return n
+
+
+def evaluate(
+    predictions: Iterable[tuple[dict[str, float], str]], personas: list[str]
+) -> dict[str, Any]:
+    """Top-1 accuracy, log loss, ECE, per-persona precision/recall and the confusion matrix."""
+    n = correct = 0
+    loss = 0.0
+    bins = [[0, 0.0, 0] for _ in range(BINS)]
+    confusion = {t: dict.fromkeys(personas, 0) for t in personas}
+    for proba, truth in predictions:
+        top = max(proba, key=lambda p: proba[p])
+        n += 1
+        correct += top == truth
+        loss -= math.log(max(proba.get(truth, 0.0), 1e-12))
+        b = bins[min(int(proba[top] * BINS), BINS - 1)]
+        b[0] += 1
+        b[1] += proba[top]
+        b[2] += top == truth
+        confusion[truth][top] += 1
+    per_persona = {}
+    for p in personas:
+        tp = confusion[p][p]
+        predicted = sum(confusion[t][p] for t in personas)
+        actual = sum(confusion[p].values())
+        per_persona[p] = {
+            "precision": tp / predicted if predicted else None,
+            "recall": tp / actual if actual else None,
+            "support": actual,
+        }
+    return {
+        "n": n,
+        "accuracy": correct / n if n else None,
+        "log_loss": loss / n if n else None,
+        "ece": sum(abs(b[2] - b[1]) for b in bins) / n if n else None,
+        "per_persona": per_persona,
+        "confusion": confusion,
+    }

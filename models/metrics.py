@@ -1,0 +1,71 @@
+"""Progressive validation: every label is first predicted, then learned.
+
+Keeps log loss, accuracy and expected calibration error (10 bins on the top-1
+probability) over all labels and over a recent window, and flags drift in log loss
+with river's ADWIN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+from river import drift
+
+BINS = 10
+EPS = 1e-12
+
+
+class ProgressiveMetrics:
+    def __init__(self, window: int = 500) -> None:
+        self.n = 0
+        self.log_loss_sum = 0.0
+        self.correct = 0
+        self.bin_count = [0] * BINS
+        self.bin_conf = [0.0] * BINS
+        self.bin_hits = [0] * BINS
+        self.recent: deque[tuple[float, int]] = deque(maxlen=window)
+        self.loss_drift = drift.ADWIN(delta=0.002)
+        self.drift_detected = False
+        self.drifts = 0
+
+    def update(self, proba: dict[str, float], truth: str) -> dict[str, Any]:
+        p_true = max(proba.get(truth, 0.0), EPS)
+        loss = -math.log(p_true)
+        top = max(proba, key=lambda k: proba[k])
+        hit = int(top == truth)
+        conf = proba[top]
+        b = min(int(conf * BINS), BINS - 1)
+        self.n += 1
+        self.log_loss_sum += loss
+        self.correct += hit
+        self.bin_count[b] += 1
+        self.bin_conf[b] += conf
+        self.bin_hits[b] += hit
+        self.recent.append((loss, hit))
+        self.loss_drift.update(loss)
+        self.drift_detected = bool(self.loss_drift.drift_detected)
+        self.drifts += int(self.drift_detected)
+        return {"log_loss": loss, "correct": bool(hit), "predicted": top, "confidence": conf}
+
+    def ece(self) -> float | None:
+        if not self.n:
+            return None
+        gap = sum(
+            abs(self.bin_hits[b] - self.bin_conf[b]) for b in range(BINS) if self.bin_count[b]
+        )
+        return gap / self.n
+
+    def summary(self) -> dict[str, Any]:
+        recent_n = len(self.recent)
+        return {
+            "labels_seen": self.n,
+            "log_loss": self.log_loss_sum / self.n if self.n else None,
+            "accuracy": self.correct / self.n if self.n else None,
+            "ece": self.ece(),
+            "recent_log_loss": sum(x for x, _ in self.recent) / recent_n if recent_n else None,
+            "recent_accuracy": sum(h for _, h in self.recent) / recent_n if recent_n else None,
+            "log_loss_drift": self.drift_detected,
+            "log_loss_drifts": self.drifts,
+        }
