@@ -15,9 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 PHASES = ("awareness", "consideration", "decision", "purchase", "retention")
 FEATURES = (
-    "device", "os", "browser", "channel", "page", "dwell", "hour", "day",
-    "country", "region", "touch", "action", "type",
-)  # fmt: skip
+    "device",
+    "os",
+    "browser",
+    "channel",
+    "page",
+    "dwell",
+    "hour",
+    "day",
+    "country",
+    "region",
+    "touch",
+    "action",
+    "type",
+)
 
 
 class CatalogError(ValueError):

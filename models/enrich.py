@@ -14,18 +14,48 @@ from urllib.parse import parse_qsl, urlsplit
 from models.catalog import Catalog
 
 SEARCH_ENGINES = ("google.", "bing.", "duckduckgo.", "yahoo.", "baidu.", "yandex.", "ecosia.")
-SOCIAL = ("facebook.", "twitter.", "t.co", "x.com", "linkedin.", "lnkd.in", "instagram.",
-          "reddit.", "youtube.", "tiktok.", "pinterest.")  # fmt: skip
+SOCIAL = (
+    "facebook.",
+    "twitter.",
+    "t.co",
+    "x.com",
+    "linkedin.",
+    "lnkd.in",
+    "instagram.",
+    "reddit.",
+    "youtube.",
+    "tiktok.",
+    "pinterest.",
+)
 EMAIL_HOSTS = ("mail.", "outlook.", "gmail.")
 PAID_MEDIUMS = {"cpc", "ppc", "paid", "paidsearch", "paid_search", "sem"}
 DISPLAY_MEDIUMS = {"display", "banner", "cpm", "retargeting", "programmatic"}
 SOCIAL_MEDIUMS = {"social", "social-paid", "paid_social", "sm"}
 REGIONS = {
-    "emea": {"DE", "FR", "GB", "IT", "ES", "NL", "SE", "CH", "AT", "BE", "PL", "IE", "DK", "NO",
-             "FI", "PT", "ZA", "AE", "IL"},
+    "emea": {
+        "DE",
+        "FR",
+        "GB",
+        "IT",
+        "ES",
+        "NL",
+        "SE",
+        "CH",
+        "AT",
+        "BE",
+        "PL",
+        "IE",
+        "DK",
+        "NO",
+        "FI",
+        "PT",
+        "ZA",
+        "AE",
+        "IL",
+    },
     "amer": {"US", "CA", "MX", "BR", "AR", "CL", "CO"},
     "apac": {"JP", "CN", "IN", "AU", "NZ", "SG", "KR", "HK", "TW", "ID"},
-}  # fmt: skip
+}
 
 
 @lru_cache(maxsize=8192)
@@ -157,8 +187,12 @@ def enrich(event: dict[str, Any], catalog: Catalog) -> dict[str, str]:
         out["touch"] = f"{event['channel']}:{event['action']}"
         out["action"] = event["action"]
         channel = event["channel"]
-        out["channel"] = {"paid_search": "paid_search", "display": "display", "social": "social",
-                          "email": "email"}.get(channel, "other")  # fmt: skip
+        out["channel"] = {
+            "paid_search": "paid_search",
+            "display": "display",
+            "social": "social",
+            "email": "email",
+        }.get(channel, "other")
     return out
 
 

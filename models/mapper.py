@@ -245,7 +245,7 @@ class PersonaMapper:
     @classmethod
     def from_snapshot(cls, data: bytes, catalog: Catalog) -> PersonaMapper:
         """Rebuild a mapper (hot swap). Snapshots come only from our own trainer's topic."""
-        doc = pickle.loads(data)  # noqa: S301 - trusted internal topic
+        doc = pickle.loads(data)  # trusted: our own trainer writes this topic
         if doc.get("format") != SNAPSHOT_FORMAT:
             raise ValueError(f"unsupported snapshot format {doc.get('format')!r}")
         if doc["personas"] != catalog.persona_ids:

@@ -32,19 +32,37 @@ USER_AGENTS = {
         "Mozilla/5.0 (iPad; CPU OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
         "Mozilla/5.0 (Linux; Android 14; SM-X710) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
     ],
-}  # fmt: skip
+}
 ENTRY = {
-    "paid_search": ("?utm_source=google&utm_medium=cpc&utm_campaign={c}", "https://www.google.com/"),
+    "paid_search": (
+        "?utm_source=google&utm_medium=cpc&utm_campaign={c}",
+        "https://www.google.com/",
+    ),
     "organic_search": ("", "https://www.google.com/"),
-    "social": ("?utm_source=linkedin&utm_medium=social&utm_campaign={c}", "https://www.linkedin.com/"),
+    "social": (
+        "?utm_source=linkedin&utm_medium=social&utm_campaign={c}",
+        "https://www.linkedin.com/",
+    ),
     "email": ("?utm_source=newsletter&utm_medium=email&utm_campaign={c}", ""),
-    "display": ("?utm_source=adnet&utm_medium=display&utm_campaign={c}", "https://news.example.net/"),
+    "display": (
+        "?utm_source=adnet&utm_medium=display&utm_campaign={c}",
+        "https://news.example.net/",
+    ),
     "referral": ("", "https://partner.example.org/blog/review"),
     "direct": ("", ""),
-}  # fmt: skip
+}
 DWELL = {"short": (1_000, 9_000), "medium": (10_000, 59_000), "long": (60_000, 600_000)}
-TOUCHES = ["email:open", "email:click", "webinar:attend", "form:submit", "chat:reply",
-           "event:attend", "social:click", "display:impression", "store:purchase"]  # fmt: skip
+TOUCHES = [
+    "email:open",
+    "email:click",
+    "webinar:attend",
+    "form:submit",
+    "chat:reply",
+    "event:attend",
+    "social:click",
+    "display:impression",
+    "store:purchase",
+]
 COUNTRIES = ["US", "DE", "GB", "FR", "IN", "JP", "BR", "AU", "CA", "NL"]
 CAMPAIGNS = ["q4-launch", "brand", "retarget", "webinar-series", "newsletter"]
 SITE = "https://www.acme-analytics.example"
@@ -133,8 +151,11 @@ class Simulator:
         v = SimVisitor(f"sim-{self._id()}", persona, rng.random() < self.labelled_fraction)
         self.truth[v.visitor_id] = persona
         device = self._pick(persona, "device", list(USER_AGENTS))
-        ctx = {"user_agent": rng.choice(USER_AGENTS[device]), "country": self._pick(persona, "country", COUNTRIES),
-               "locale": "en-US"}  # fmt: skip
+        ctx = {
+            "user_agent": rng.choice(USER_AGENTS[device]),
+            "country": self._pick(persona, "country", COUNTRIES),
+            "locale": "en-US",
+        }
         ts = self.clock + timedelta(seconds=rng.uniform(0, 3600))
         n = max(1, min(60, int(rng.expovariate(1.0 / self.events_per_visitor)) + 1))
         channel = self._pick(persona, "channel", list(ENTRY))
@@ -145,18 +166,30 @@ class Simulator:
             roll = rng.random()
             if i == 0 or roll < 0.75:
                 category = self._pick(persona, "page", list(self.paths))
-                dwell = DWELL[self._pick(persona, "dwell", list(DWELL))]
+                low, high = DWELL[self._pick(persona, "dwell", list(DWELL))]
+                dwell_ms = rng.randint(low, high)
                 url = SITE + rng.choice(self.paths[category])
                 if i == 0:
                     url += query.format(c=rng.choice(CAMPAIGNS))
-                event = {**base, "type": "page_view", "url": url, "title": category.title(),
-                         "referrer": referrer if i == 0 else SITE + "/", "dwell_ms": rng.randint(*dwell)}  # fmt: skip
-                ts += timedelta(milliseconds=event["dwell_ms"])
+                event = {
+                    **base,
+                    "type": "page_view",
+                    "url": url,
+                    "title": category.title(),
+                    "referrer": referrer if i == 0 else SITE + "/",
+                    "dwell_ms": dwell_ms,
+                }
+                ts += timedelta(milliseconds=dwell_ms)
             elif roll < 0.92:
                 touch = self._pick(persona, "touch", TOUCHES)
                 tp_channel, action = touch.split(":")
-                event = {**base, "type": "touchpoint", "channel": tp_channel, "action": action,
-                         "campaign": rng.choice(CAMPAIGNS)}  # fmt: skip
+                event = {
+                    **base,
+                    "type": "touchpoint",
+                    "channel": tp_channel,
+                    "action": action,
+                    "campaign": rng.choice(CAMPAIGNS),
+                }
             elif roll < 0.97:
                 kind = rng.choice(["nps", "csat", "ces"])
                 low, high = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}[kind]
@@ -165,8 +198,12 @@ class Simulator:
                 event = {**base, "type": "feedback", "kind": kind, "score": score}
             else:
                 user_id = user_id or f"crm-{self._id()[:12]}"
-                event = {**base, "type": "identify", "user_id": user_id,
-                         "traits": {"email": f"{user_id}@example.com", "job_title": persona}}  # fmt: skip
+                event = {
+                    **base,
+                    "type": "identify",
+                    "user_id": user_id,
+                    "traits": {"email": f"{user_id}@example.com", "job_title": persona},
+                }
             ts += timedelta(seconds=rng.uniform(1, 30))
             event["ts"] = ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
             if user_id:
@@ -174,9 +211,16 @@ class Simulator:
             v.events.append(event)
         if v.labelled:
             ts += timedelta(seconds=5)
-            v.events.append({"event_id": self._id(), "visitor_id": v.visitor_id, "type": "label",
-                             "persona": persona, "source": "survey",
-                             "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"})  # fmt: skip
+            v.events.append(
+                {
+                    "event_id": self._id(),
+                    "visitor_id": v.visitor_id,
+                    "type": "label",
+                    "persona": persona,
+                    "source": "survey",
+                    "ts": ts.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+                }
+            )
         return v
 
     def visitors(self, n: int) -> Iterator[SimVisitor]:
