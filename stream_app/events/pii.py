@@ -1,4 +1,9 @@
-"""E-mail and phone traits are normalised and SHA-256 hashed at the edge."""
+"""E-mail and phone traits are normalised and SHA-256 hashed at the edge.
+
+E-mail: trimmed and lower-cased. Phone: spaces, dashes, dots and parentheses removed, a
+leading ``+`` kept, then 6 to 15 ASCII digits. The hash is the hex SHA-256 of the
+normalised value. Error messages never contain the raw value.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 
 _PHONE_STRIP = re.compile(r"[\s\-().]")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_PHONE = re.compile(r"^\+?\d{6,15}$")
+_PHONE = re.compile(r"^\+?[0-9]{6,15}$")
 
 
 def normalise_email(value: str) -> str:

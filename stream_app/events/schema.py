@@ -1,37 +1,116 @@
 """Native events, exactly as INTERFACES.md section 1.1 states them (pydantic v2).
 
-Integer fields are strict (``"5"`` and ``true`` are not integers). Unknown top-level
-fields are ignored and not forwarded, so producers can add fields without breaking.
+Decisions (also in the report of the change that wrote this file):
+
+- Integer fields (``dwell_ms``, ``score``) take JSON integers only: ``"5"`` and ``true`` are
+  rejected, as are numbers with a fraction. A number with a zero fraction (``5.0``) is an
+  integer in JSON's data model (and in JSON Schema), so it is accepted and emitted as ``5``.
+- ``ts`` must be an RFC 3339 string with an offset (``Z`` or ``±hh:mm``); unix numbers and
+  naive timestamps are rejected. It is normalised to UTC.
+- Unknown top-level (and ``context``) fields are ignored and not forwarded, so producers can
+  send extra fields without being rejected, and nothing unvalidated reaches Kafka.
+- ``identify.traits`` is optional (default ``{}``) but must be a JSON object when present,
+  with string keys, at most ``MAX_TRAITS_DEPTH`` levels deep and valid Unicode throughout.
+- ``label.persona`` is only checked as an id here; whether it is in the catalog is checked
+  by ``validate_event(..., personas=...)`` (the hook) or by the worker that holds the catalog.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictFloat,
-    StrictInt,
     StringConstraints,
+    TypeAdapter,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 MAX_FUTURE = timedelta(hours=24)
+MAX_DWELL_MS = 86_400_000
+MAX_COMMENT = 2000
+MAX_TRAITS_DEPTH = 16
+SCORE_RANGES: dict[str, tuple[int, int]] = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+Channel = Literal[
+    "email",
+    "social",
+    "paid_search",
+    "display",
+    "webinar",
+    "form",
+    "chat",
+    "call",
+    "store",
+    "event",
+    "other",
+]
+Action = Literal["impression", "click", "open", "submit", "attend", "reply", "purchase", "other"]
+LabelSource = Literal["survey", "crm", "onboarding", "manual"]
+FeedbackKind = Literal["nps", "csat", "ces"]
+CHANNELS: tuple[str, ...] = get_args(Channel)
+ACTIONS: tuple[str, ...] = get_args(Action)
+LABEL_SOURCES: tuple[str, ...] = get_args(LabelSource)
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
+)
+_URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
+
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Text = Annotated[str, StringConstraints(max_length=2048)]
 
 
+def _json_int(value: Any) -> Any:
+    """JSON integers only: no strings, no booleans, no numbers with a fraction."""
+    if isinstance(value, bool):
+        raise ValueError("must be an integer (not true/false)")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
+        raise ValueError("must be an integer (no fraction)")
+    raise ValueError("must be an integer")
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int)]
+Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):  # Python callers; naive ones fail AwareDatetime below
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 timestamp string, like 2026-11-22T10:15:00Z")
+    match = _RFC3339.match(value)
+    if match is None:
+        raise ValueError("must be an RFC 3339 timestamp with an offset, like 2026-11-22T10:15:00Z")
+    if match["offset"] is None:
+        raise ValueError("must include a UTC offset (Z or +hh:mm); naive timestamps are ambiguous")
+    return value
+
+
 def _http_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    if _URL_FORBIDDEN.search(value):
+        raise ValueError("must be an absolute http or https URL without spaces")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError("must be an absolute http or https URL") from None
+    if parts.scheme.lower() not in ("http", "https") or not host:
         raise ValueError("must be an absolute http or https URL")
     return value
 
@@ -42,6 +121,42 @@ def _url_or_empty(value: str) -> str:
 
 HttpUrl = Annotated[str, StringConstraints(max_length=8192), AfterValidator(_http_url)]
 UrlOrEmpty = Annotated[str, StringConstraints(max_length=8192), AfterValidator(_url_or_empty)]
+
+
+def _check_json(value: Any, path: str, depth: int, errors: list[tuple[str, str]]) -> None:
+    if depth > MAX_TRAITS_DEPTH:
+        errors.append((path, f"is nested more than {MAX_TRAITS_DEPTH} levels deep"))
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            errors.append((path, "must be valid Unicode text"))
+    elif isinstance(value, float) and not math.isfinite(value):
+        errors.append((path, "must be a finite number"))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                errors.append((path, "keys must be strings"))
+                continue
+            try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:
+                errors.append((path, "keys must be valid Unicode text"))
+                continue
+            _check_json(item, f"{path}.{key}", depth + 1, errors)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}.{i}", depth + 1, errors)
+    elif value is not None and not isinstance(value, bool | int | float):
+        errors.append((path, "must be a JSON value"))
+
+
+def json_errors(value: Any, path: str) -> list[tuple[str, str]]:
+    """Problems that would make ``value`` unserialisable as JSON (paths start at ``path``)."""
+    errors: list[tuple[str, str]] = []
+    _check_json(value, path, 0, errors)
+    return errors
 
 
 class Context(BaseModel):
@@ -62,10 +177,10 @@ class Context(BaseModel):
         if (
             not isinstance(value, str)
             or len(value) != 2
-            or not value.isalpha()
             or not value.isascii()
+            or not value.isalpha()
         ):
-            raise ValueError("must be an ISO 3166-1 alpha-2 country code like 'DE'")
+            raise ValueError("must be an ISO 3166-1 alpha-2 country code (two letters, like DE)")
         return value.upper()
 
 
@@ -75,16 +190,20 @@ class EventBase(BaseModel):
     event_id: Id
     visitor_id: Id
     user_id: Id | None = None
-    ts: AwareDatetime
+    ts: Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
     context: Context | None = None
 
     @field_validator("ts")
     @classmethod
     def _not_far_future(cls, value: datetime, info: ValidationInfo) -> datetime:
         now = (info.context or {}).get("now") or datetime.now(UTC)
-        if value - now > MAX_FUTURE:
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of the representable date range") from None
+        if utc - now > MAX_FUTURE:
             raise ValueError("must not be more than 24 hours in the future")
-        return value.astimezone(UTC)
+        return utc
 
 
 class PageView(EventBase):
@@ -92,46 +211,34 @@ class PageView(EventBase):
     url: HttpUrl
     referrer: UrlOrEmpty | None = None
     title: Text | None = None
-    dwell_ms: Annotated[StrictInt, Field(ge=0, le=86_400_000)] | None = None
+    dwell_ms: Annotated[JsonInt, Field(ge=0, le=MAX_DWELL_MS)] | None = None
 
 
 class Touchpoint(EventBase):
     type: Literal["touchpoint"]
-    channel: Literal[
-        "email",
-        "social",
-        "paid_search",
-        "display",
-        "webinar",
-        "form",
-        "chat",
-        "call",
-        "store",
-        "event",
-        "other",
-    ]
-    action: Literal["impression", "click", "open", "submit", "attend", "reply", "purchase", "other"]
+    channel: Channel
+    action: Action
     name: Text | None = None
     campaign: Text | None = None
-    value: StrictFloat | None = None  # strict float still accepts integers, not "10" or true
-
-
-SCORE_RANGES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7)}
+    value: Number | None = None  # integers or decimals; not "10", true, NaN or infinity
 
 
 class Feedback(EventBase):
     type: Literal["feedback"]
-    kind: Literal["nps", "csat", "ces"]
-    score: StrictInt
+    kind: FeedbackKind
+    score: JsonInt
     touchpoint: Text | None = None
-    comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    comment: Annotated[str, StringConstraints(max_length=MAX_COMMENT)] | None = None
 
-    @model_validator(mode="after")
-    def _score_in_range(self) -> Feedback:
-        low, high = SCORE_RANGES[self.kind]
-        if not low <= self.score <= high:
-            raise ValueError(f"score: {self.kind} score must be an integer from {low} to {high}")
-        return self
+    @field_validator("score")
+    @classmethod
+    def _score_in_range(cls, value: int, info: ValidationInfo) -> int:
+        kind = info.data.get("kind")  # absent when kind itself is invalid
+        if kind in SCORE_RANGES:
+            low, high = SCORE_RANGES[kind]
+            if not low <= value <= high:
+                raise ValueError(f"{kind} score must be an integer from {low} to {high}")
+        return value
 
 
 class Identify(EventBase):
@@ -139,13 +246,27 @@ class Identify(EventBase):
     user_id: Id
     traits: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("traits")
+    @classmethod
+    def _json_safe(cls, value: dict[str, Any]) -> dict[str, Any]:
+        errors = json_errors(value, "traits")
+        if errors:
+            # one message; validate_event reports the precise paths before this runs
+            raise ValueError(errors[0][1])
+        return value
+
 
 class Label(EventBase):
     type: Literal["label"]
     persona: Id
-    source: Literal["survey", "crm", "onboarding", "manual"]
-    weight: Annotated[StrictFloat, Field(gt=0, le=1)] = 1.0
+    source: LabelSource
+    weight: Annotated[Number, Field(gt=0, le=1)] = 1.0
 
+
+Event = Annotated[PageView | Touchpoint | Feedback | Identify | Label, Field(discriminator="type")]
+"""The discriminated union of the five native events (``type`` is the tag)."""
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 EVENT_TYPES: dict[str, type[EventBase]] = {
     "page_view": PageView,

@@ -1,7 +1,26 @@
 """Segment HTTP Tracking API shapes -> native events (INTERFACES.md 1.2).
 
 The result is a raw native dict; the collector then validates it like any other event,
-so a Segment message gets exactly the same field rules and error messages.
+so a Segment message gets exactly the same field rules and error messages (error paths
+are those of the native event, e.g. ``url`` or ``score``).
+
+Mapping decisions:
+
+- ``visitor_id`` is ``anonymousId``; a message with only ``userId`` (server-side
+  analytics-node calls often have no anonymous id) uses ``userId`` as the visitor id.
+- ``ts`` is ``timestamp``, else ``originalTimestamp``, ``receivedAt``, ``sentAt`` (the
+  message's, then, in a batch, the batch's).
+- ``context.location.country`` is mapped only when it is a two-letter code; Segment
+  usually carries a country *name* there ("United States"), which is dropped rather than
+  rejecting the whole event.
+- ``context.campaign`` (``name``/``source``/``medium``/``term``/``content``) is appended to
+  the page URL as ``utm_*`` parameters only when the URL has no ``utm_*`` parameter at all.
+- ``page``: URL from ``context.page.url``, else ``properties.url``; same for referrer and
+  title (title also falls back to the page ``name``); ``properties.dwell_ms`` is passed on.
+- ``track``: "Feedback Submitted" -> feedback, "Persona Identified" -> label, anything
+  else -> touchpoint with ``channel``/``action`` defaulting to ``other``; an unknown
+  channel or action is rejected like on the native endpoint.
+- ``screen``, ``group``, ``alias`` (and anything else) are rejected with a ``type`` error.
 """
 
 from __future__ import annotations
@@ -29,7 +48,7 @@ def write_key_from_basic_auth(header: str | None) -> str | None:
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, ValueError):  # bad base64, non-ASCII header, not UTF-8
         return None
     key = decoded.split(":", 1)[0]
     return key or None
@@ -40,20 +59,30 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _with_utm(url: Any, campaign: dict[str, Any]) -> Any:
-    """Append UTM parameters from ``context.campaign`` when the URL does not carry them."""
+    """Append UTM parameters from ``context.campaign`` when the URL carries none."""
     if not isinstance(url, str) or not campaign:
         return url
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    present = {k for k, _ in query}
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url  # validation reports the bad URL
+    if any(k.lower().startswith("utm_") for k, _ in parse_qsl(parts.query, True)):
+        return url
     extra = [
         (utm, str(campaign[key]))
         for key, utm in UTM_FIELDS.items()
-        if campaign.get(key) and utm not in present
+        if isinstance(campaign.get(key), str | int | float) and campaign[key] != ""
     ]
     if not extra:
         return url
-    return urlunsplit(parts._replace(query=urlencode(query + extra)))
+    query = f"{parts.query}&{urlencode(extra)}" if parts.query else urlencode(extra)
+    return urlunsplit(parts._replace(query=query))
+
+
+def _country(value: Any) -> Any:
+    if isinstance(value, str) and len(value) == 2 and value.isascii() and value.isalpha():
+        return value
+    return None
 
 
 def _context(message: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +92,7 @@ def _context(message: dict[str, Any]) -> dict[str, Any]:
         "user_agent": ctx.get("userAgent"),
         "ip": ctx.get("ip"),
         "locale": ctx.get("locale"),
-        "country": location.get("country"),
+        "country": _country(location.get("country")),
         "region": location.get("region"),
         "city": location.get("city"),
     }
@@ -75,11 +104,15 @@ def segment_to_native(message: dict[str, Any], call: str | None) -> dict[str, An
     if not isinstance(message, dict):
         raise EventValidationError([FieldError("", "a Segment message must be a JSON object")])
     kind = call or message.get("type")
+    if kind is None:
+        raise EventValidationError([FieldError("type", "is required (page, track or identify)")])
     if kind not in SUPPORTED:
+        shown = kind if isinstance(kind, str) and len(kind) <= 32 else "this"
         raise EventValidationError(
             [
                 FieldError(
-                    "type", f"Segment call {kind!r} is not supported; use page, track or identify"
+                    "type",
+                    f"Segment call {shown!r} is not supported; use page, track or identify",
                 )
             ]
         )
@@ -133,12 +166,14 @@ def segment_to_native(message: dict[str, Any], call: str | None) -> dict[str, An
             if props.get("weight") is not None:
                 native["weight"] = props["weight"]
         else:
+            channel, action = props.get("channel"), props.get("action")
             native.update(
                 type="touchpoint",
-                channel=props.get("channel", "other"),
-                action=props.get("action", "other"),
-                name=name,
+                channel="other" if channel is None else channel,
+                action="other" if action is None else action,
             )
+            if name is not None:
+                native["name"] = name
             campaign_name = props.get("campaign") or campaign.get("name")
             if campaign_name is not None:
                 native["campaign"] = campaign_name
@@ -153,15 +188,21 @@ def parse_segment_batch(body: dict[str, Any]) -> tuple[list[object], list[dict[s
     Rejections here are mapping failures (unsupported calls); field rules are checked
     afterwards on the native dicts, whose indexes are those of the original batch.
     """
+    if not isinstance(body, dict):
+        raise EventValidationError([FieldError("", "a batch body must be a JSON object")])
     batch = body.get("batch")
     if not isinstance(batch, list):
         raise EventValidationError([FieldError("batch", "must be a list of Segment messages")])
     shared_ctx = _dict(body.get("context"))
+    sent_at = body.get("sentAt")
     items: list[object] = []
     rejected: list[dict[str, Any]] = []
     for index, message in enumerate(batch):
-        if isinstance(message, dict) and shared_ctx:
-            message = {**message, "context": {**shared_ctx, **_dict(message.get("context"))}}
+        if isinstance(message, dict):
+            if shared_ctx:
+                message = {**message, "context": _merge(shared_ctx, message.get("context"))}
+            if sent_at is not None and message.get("sentAt") is None:
+                message = {**message, "sentAt": sent_at}
         try:
             items.append(segment_to_native(message, None))
         except EventValidationError as exc:
@@ -169,11 +210,27 @@ def parse_segment_batch(body: dict[str, Any]) -> tuple[list[object], list[dict[s
             rejected.append(
                 {
                     "index": index,
-                    "event_id": message.get("messageId") if isinstance(message, dict) else None,
+                    "event_id": _message_id(message),
                     "errors": [e.to_dict() for e in exc.errors],
                 }
             )
     return items, rejected
+
+
+def _message_id(message: Any) -> str | None:
+    value = message.get("messageId") if isinstance(message, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _merge(shared: dict[str, Any], own: Any) -> dict[str, Any]:
+    """The batch context under the message's: the message wins, nested objects merge."""
+    out = dict(shared)
+    for key, value in _dict(own).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
 
 
 class _Rejected:

@@ -6,7 +6,7 @@ This is what the collector and the worker call; nothing else builds events.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from stream_app.events.pii import hash_traits
-from stream_app.events.schema import EVENT_TYPES, SCORE_RANGES
+from stream_app.events.schema import EVENT_TYPES, MAX_DWELL_MS, SCORE_RANGES, json_errors
 
 TS_HINT = "must be an RFC 3339 timestamp with an offset, like 2026-11-22T10:15:00Z"
 
@@ -43,17 +43,21 @@ def _message(err: Any) -> str:
         return f"must be at most {ctx.get('max_length')} characters"
     if kind == "string_too_short":
         return "must not be empty"
-    if kind in ("string_type",):
+    if kind == "string_type":
         return "must be a string"
+    if kind == "string_unicode":
+        return "must be valid Unicode text"
     if kind in ("int_type", "int_from_float", "int_parsing"):
         return "must be an integer"
     if kind in ("float_type", "float_parsing"):
         return "must be a number"
+    if kind == "finite_number":
+        return "must be a finite number"
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         return "must be an object"
     if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         if field == "dwell_ms":
-            return "must be an integer from 0 to 86400000 (ms)"
+            return f"must be an integer from 0 to {MAX_DWELL_MS} (ms)"
         if field == "weight":
             return "must be greater than 0 and at most 1"
         return err["msg"].replace("Input should be", "must be")
@@ -82,10 +86,31 @@ def _field_errors(exc: ValidationError) -> list[FieldError]:
     return out
 
 
+def _utc(now: datetime | None) -> datetime:
+    if now is None:
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now
+
+
+def _format_ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 def validate_event(
-    obj: object, *, now: datetime | None = None, hash_pii: bool = True
+    obj: object,
+    *,
+    now: datetime | None = None,
+    hash_pii: bool = True,
+    personas: Container[str] | None = None,
 ) -> dict[str, Any]:
-    """Validate one native event; return it normalised as a JSON-ready dict."""
+    """Validate one native event; return it normalised as a JSON-ready dict.
+
+    ``now`` is the reference for the 24 h future limit (naive means UTC). With
+    ``hash_pii`` the identify traits ``email``/``phone`` become ``email_sha256`` /
+    ``phone_sha256``. ``personas`` (optional) is the catalog hook: a label whose persona
+    is not in it is rejected with a ``persona`` error. Raises ``EventValidationError``
+    listing every field error, and nothing else.
+    """
     if not isinstance(obj, dict):
         raise EventValidationError([FieldError("", "an event must be a JSON object")])
     event_type = obj.get("type")
@@ -97,30 +122,46 @@ def validate_event(
     errors: list[FieldError] = []
     data = obj
     if event_type == "identify" and isinstance(obj.get("traits"), dict):
-        traits, pii_errors = hash_traits(obj["traits"], enabled=hash_pii)
-        errors += [FieldError(f, m) for f, m in pii_errors]
-        data = {**obj, "traits": traits}
+        shape = json_errors(obj["traits"], "traits")
+        if shape:
+            errors += [FieldError(f, m) for f, m in shape]
+            data = {**obj, "traits": {}}  # reported above; validate the other fields
+        else:
+            traits, pii_errors = hash_traits(obj["traits"], enabled=hash_pii)
+            errors += [FieldError(f, m) for f, m in pii_errors]
+            data = {**obj, "traits": traits}
     try:
-        event = model.model_validate(data, context={"now": now or datetime.now(UTC)})
+        event = model.model_validate(data, context={"now": _utc(now)})
     except ValidationError as exc:
         errors += _field_errors(exc)
+    else:
+        persona = getattr(event, "persona", None)
+        if personas is not None and persona is not None and persona not in personas:
+            errors.append(FieldError("persona", "is not a persona of the catalog"))
     if errors:
         raise EventValidationError(errors)
     out = event.model_dump(mode="json", exclude_none=True)
-    out["ts"] = event.ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    out["ts"] = _format_ts(event.ts)
     return out
 
 
 def validate_batch(
-    items: Sequence[object], *, now: datetime | None = None, hash_pii: bool = True
+    items: Sequence[object],
+    *,
+    now: datetime | None = None,
+    hash_pii: bool = True,
+    personas: Container[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Validate each item; return (accepted events, rejections with index and errors)."""
-    now = now or datetime.now(UTC)
+    """Validate each item; return (accepted events, rejections with index and errors).
+
+    Not all-or-nothing: every valid item is accepted, in order.
+    """
+    now = _utc(now)
     accepted: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
     for index, item in enumerate(items):
         try:
-            accepted.append(validate_event(item, now=now, hash_pii=hash_pii))
+            accepted.append(validate_event(item, now=now, hash_pii=hash_pii, personas=personas))
         except EventValidationError as exc:
             event_id = item.get("event_id") if isinstance(item, dict) else None
             rejected.append(
@@ -134,18 +175,48 @@ def validate_batch(
 
 
 def to_json_bytes(event: dict[str, Any]) -> bytes:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact UTF-8 JSON of a validated event (the Kafka message value)."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+        "utf-8"
+    )
 
 
-def from_json_bytes(data: bytes | None, *, hash_pii: bool = True) -> dict[str, Any]:
-    """Decode and re-validate an event read from Kafka (producers may write there directly)."""
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def from_json_bytes(
+    data: bytes | None,
+    *,
+    now: datetime | None = None,
+    hash_pii: bool = True,
+    personas: Container[str] | None = None,
+) -> dict[str, Any]:
+    """Decode and re-validate an event read from Kafka (producers may write there directly).
+
+    Bytes that are not UTF-8 JSON raise ``EventValidationError`` with field ``""``.
+    """
     if data is None:
         raise EventValidationError([FieldError("", "empty message (null value)")])
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise EventValidationError([FieldError("", "message value must be bytes")])
     try:
-        obj = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise EventValidationError([FieldError("", f"not UTF-8 JSON: {exc}")]) from None
-    return validate_event(obj, hash_pii=hash_pii)
+        text = bytes(data).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventValidationError(
+            [FieldError("", f"not UTF-8 (invalid byte at position {exc.start})")]
+        ) from None
+    try:
+        obj = json.loads(text, parse_constant=_no_constants)
+    except json.JSONDecodeError as exc:
+        raise EventValidationError(
+            [FieldError("", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")]
+        ) from None
+    except ValueError as exc:  # NaN / Infinity
+        raise EventValidationError([FieldError("", f"not JSON: {exc}")]) from None
+    except RecursionError:
+        raise EventValidationError([FieldError("", "not JSON: nested too deeply")]) from None
+    return validate_event(obj, now=now, hash_pii=hash_pii, personas=personas)
 
 
 __all__ = [
