@@ -59,7 +59,20 @@ class Settings(BaseSettings):
     # --- Personas --------------------------------------------------------------
     catalog_path: Path = Field(DEFAULT_CATALOG, description="persona catalog YAML")
     audience_threshold: float = Field(0.5, gt=0, le=1, description="audience membership")
+    audience_hysteresis: float = Field(
+        0.1, ge=0, lt=1, description="margin before the retargeting feed changes its mind"
+    )
+    snapshot_every_labels: int = Field(50, ge=1, description="publish a model after N labels")
+    snapshot_every_s: float = Field(10.0, gt=0, description="...or after this many seconds")
     state_half_life_s: float = Field(7 * 24 * 3600, gt=0, description="visitor state decay")
 
-    def redis_key(self, kind: str, ident: str) -> str:
-        return f"{self.redis_prefix}{kind}:{ident}"
+    # Internal topics, named after the consumer group (not part of the public contract).
+    @property
+    def topic_control(self) -> str:
+        """Forget requests from the API to the worker owning the visitor (keyed by visitor)."""
+        return f"{self.consumer_group}.control"
+
+    @property
+    def topic_training(self) -> str:
+        """Label examples joined with visitor state; ONE partition, so one trainer at a time."""
+        return f"{self.consumer_group}.training"

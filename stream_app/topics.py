@@ -29,6 +29,9 @@ def contract_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_assignments, p, r, compacted),
         # Model snapshots: compacted by model name, one partition keeps them ordered.
         TopicSpec(settings.topic_models, 1, r, compacted),
+        # Internal: co-partitioned with the events topic / single-partition for the trainer.
+        TopicSpec(settings.topic_control, p, r),
+        TopicSpec(settings.topic_training, 1, r),
     ]
 
 

@@ -1,29 +1,46 @@
-"""The faust application: topics, the visitor table, and the agent that runs the pipeline."""
+"""The faust application: topics, the visitor table, the agents and the model sync.
+
+persona.events + <group>.control ──▶ process-events ──▶ visitors table (changelog)
+                                        │  Redis (one pipelined write per batch)
+                                        │  persona.events.dlq, persona.assignments
+                                        └▶ <group>.training (1 partition) ─▶ train ─▶ persona.models
+persona.models ──▶ ModelSync (every worker) ──▶ hot swap
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
 import faust
 
+from models.catalog import Catalog
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore, VisitorWrite
 from stream_app.store.redis_store import RedisStore
+from stream_app.worker.model_holder import ModelHolder
+from stream_app.worker.model_sync import MODEL_KEY, ModelSync
 from stream_app.worker.pipeline import Pipeline, RawMessage
+from stream_app.worker.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 500
-BATCH_WITHIN_S = 0.05
+BATCH_MAX = 1000
+BATCH_WITHIN_S = 0.02
 
 
 def faust_broker(bootstrap: str) -> list[str]:
     return [f"kafka://{hostport.strip()}" for hostport in bootstrap.split(",") if hostport.strip()]
 
 
+def dumps(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
 def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faust.App:
+    catalog = Catalog.load(settings.catalog_path)
     app = faust.App(
         settings.consumer_group,
         broker=faust_broker(settings.kafka_bootstrap),
@@ -33,8 +50,10 @@ def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faus
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
         producer_acks=-1,
+        producer_linger_ms=5,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        stream_buffer_maxsize=8192,
         web_enabled=True,
         web_host="127.0.0.1",
         web_port=settings.worker_web_port,
@@ -42,64 +61,122 @@ def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faus
         datadir=str(settings.worker_data_dir),
         autodiscover=False,
     )
-    events = app.topic(settings.topic_events, key_type=bytes, value_type=bytes)
+    events = app.topic(
+        settings.topic_events, settings.topic_control, key_type=bytes, value_type=bytes
+    )
+    rekey = app.topic(settings.topic_events, key_type=bytes, value_type=bytes)
     dlq = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes)
+    assignments = app.topic(settings.topic_assignments, key_type=bytes, value_type=bytes)
+    training = app.topic(settings.topic_training, key_type=bytes, value_type=bytes, partitions=1)
+    models = app.topic(settings.topic_models, key_type=bytes, value_type=bytes, partitions=1)
     visitors = app.Table(
         "visitors",
         default=None,
         partitions=settings.topic_partitions,
         key_type=bytes,  # raw visitor_id bytes: the same partitioner hash as the events topic
-        use_partitioner=True,  # changelog partition = partition of the visitor_id key
+        use_partitioner=True,
     )
-    pipeline = Pipeline(dedup_window=settings.dedup_window)
-    holder: dict[str, Any] = {"store": store}
+    holder = ModelHolder(catalog, settings.state_half_life_s)
+    sync = ModelSync(settings, holder)
+    trainer = Trainer(holder, settings.snapshot_every_labels, settings.snapshot_every_s)
+    pipeline = Pipeline(
+        holder,
+        dedup_window=settings.dedup_window,
+        audience_threshold=settings.audience_threshold,
+        hysteresis=settings.audience_hysteresis,
+        hash_pii=settings.hash_pii,
+    )
+    stores: list[VisitorStore] = [store] if store else []
 
     def get_store() -> VisitorStore:
-        if holder["store"] is None:
-            holder["store"] = RedisStore.from_url(
-                settings.redis_url.get_secret_value(),
-                prefix=settings.redis_prefix,
-                ttl_s=settings.visitor_ttl_s,
-                audience_threshold=settings.audience_threshold,
+        if not stores:
+            stores.append(
+                RedisStore.from_url(
+                    settings.redis_url.get_secret_value(),
+                    prefix=settings.redis_prefix,
+                    ttl_s=settings.visitor_ttl_s,
+                    audience_threshold=settings.audience_threshold,
+                )
             )
-        store_: VisitorStore = holder["store"]
-        return store_
+        return stores[0]
+
+    @app.task
+    async def follow_models() -> None:
+        await sync.run()
 
     @app.agent(events, name="process-events")
     async def process_events(stream: Any) -> None:
+        await sync.loaded.wait()
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             messages = [
                 RawMessage(
                     e.message.key,
                     e.message.value,
                     f"{e.message.topic}/{e.message.partition}@{e.message.offset}",
+                    control=e.message.topic == settings.topic_control,
                 )
                 for e in batch
             ]
             result = pipeline.process(messages, lambda vid: visitors.get(vid.encode()))
             for vid, state in result.states.items():
                 visitors[vid.encode()] = state
-            await write_with_retry(get_store(), result.writes)
+            writes = result.writes
+            await retry("Redis write", lambda: get_store().write(writes))  # noqa: B023
+            for vid in result.forgotten:
+                if vid.encode() in visitors:
+                    del visitors[vid.encode()]
+                await retry("Redis delete", lambda vid=vid: get_store().delete(vid))
+                await assignments.send(key=vid.encode(), value=None)
             for dead in result.dead_letters:
                 log.warning("dead letter (%s) from %s: %s", dead.reason, dead.source, dead.detail)
                 await dlq.send(key=dead.key, value=dead.to_json_bytes())
             for vid, payload in result.rekeyed:
-                await events.send(key=vid.encode(), value=payload)
+                await rekey.send(key=vid.encode(), value=payload)
+            for example in result.training:
+                await training.send(key=b"trainer", value=dumps(example))
+            for vid, doc in result.assignments:
+                await assignments.send(key=vid.encode(), value=dumps(doc))
 
-    app.persona_pipeline = pipeline  # type: ignore[attr-defined]
-    app.persona_agent = process_events  # type: ignore[attr-defined]
-    app.persona_table = visitors  # type: ignore[attr-defined]
+    @app.agent(training, name="train")
+    async def train(stream: Any) -> None:
+        await sync.loaded.wait()
+        async for batch in stream.take(200, within=0.5):
+            examples = []
+            for raw in batch:
+                try:
+                    examples.append(json.loads(raw))
+                except ValueError:
+                    log.warning("skipping an undecodable training example")
+            trainer.learn(examples)
+            if trainer.due():
+                await models.send(key=MODEL_KEY, value=trainer.snapshot())
+
+    @app.timer(interval=1.0)
+    async def publish_due_model() -> None:
+        if trainer.due():
+            await models.send(key=MODEL_KEY, value=trainer.snapshot())
+
+    app.persona = {  # type: ignore[attr-defined]
+        "pipeline": pipeline,
+        "holder": holder,
+        "trainer": trainer,
+        "table": visitors,
+        "agent": process_events,
+    }
     return app
 
 
-async def write_with_retry(store: VisitorStore, writes: list[VisitorWrite]) -> None:
+async def retry(what: str, action: Any) -> None:
     """Redis down means the batch is not acknowledged: wait and retry, never drop."""
     delay = 0.1
     while True:
         try:
-            await store.write(writes)
+            await action()
             return
         except Exception as exc:
-            log.warning("Redis write failed (%r); retrying in %.1fs", exc, delay)
+            log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+__all__ = ["VisitorWrite", "create_app"]

@@ -2,16 +2,17 @@
 
     decode -> route -> deduplicate -> update_state -> score -> emit
 
-A faust agent (stream_app/worker/agents.py) feeds batches of raw messages in and
-performs the I/O of the :class:`BatchResult` that comes out: table writes, one
-pipelined Redis write, dead letters, re-keyed events and assignment changes.
-A failure in any step for one message becomes a dead letter for that message
-only; the visitor's state is left as it was before that message.
+A faust agent (stream_app/worker/app.py) feeds batches of raw messages in and performs
+the I/O of the :class:`BatchResult` that comes out: table writes, one pipelined Redis
+write, dead letters, re-keyed events, training examples and assignment changes.
+A failure in any step for one message becomes a dead letter for that message only; the
+visitor's state stays as it was before that message.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,23 +22,32 @@ from stream_app.events.validate import EventValidationError, from_json_bytes
 from stream_app.store import VisitorWrite
 from stream_app.worker import visitor_state as vs
 from stream_app.worker.dead_letter import DeadLetter
+from stream_app.worker.feedback import kpi_increments
+from stream_app.worker.model_holder import ModelHolder
+from stream_app.worker.retargeting import changed, next_assignment
 
 STEPS = ("decode", "route", "deduplicate", "update_state", "score", "emit")
+CONTROL_FORGET = "forget"
 
 
 @dataclass(frozen=True)
 class RawMessage:
     key: bytes | None
-    value: bytes
+    value: bytes | None
     source: str = ""  # topic/partition@offset, for dead letters
+    control: bool = False  # from the internal control topic (forget requests)
 
 
 @dataclass
 class BatchResult:
     states: dict[str, dict[str, Any]] = field(default_factory=dict)  # visitor_id -> new state
+    forgotten: list[str] = field(default_factory=list)
     writes: list[VisitorWrite] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     rekeyed: list[tuple[str, bytes]] = field(default_factory=list)  # (visitor_id, payload)
+    training: list[dict[str, Any]] = field(default_factory=list)
+    assignments: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    kpi: dict[str, list[tuple[str, str, float]]] = field(default_factory=dict)
     processed: int = 0
     duplicates: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
@@ -53,28 +63,66 @@ def now_rfc3339() -> str:
 class Pipeline:
     """Turns a batch of raw messages into new visitor states and their effects."""
 
-    def __init__(self, *, dedup_window: int = 128, model_version: Callable[[], int] = lambda: 0):
+    def __init__(
+        self,
+        model: ModelHolder,
+        *,
+        dedup_window: int = 128,
+        audience_threshold: float = 0.5,
+        hysteresis: float = 0.1,
+        hash_pii: bool = True,
+    ) -> None:
+        self.model = model
         self.dedup_window = dedup_window
-        self.model_version = model_version
+        self.audience_threshold = audience_threshold
+        self.hysteresis = hysteresis
+        self.hash_pii = hash_pii
 
     def process(self, messages: Iterable[RawMessage], get_state: StateGetter) -> BatchResult:
         result = BatchResult()
         for msg in messages:
-            self._one(msg, get_state, result)
-        result.writes = [self.record(state) for state in result.states.values()]
+            if msg.control:
+                self._control(msg, result)
+            else:
+                self._one(msg, get_state, result)
+        for vid, state in result.states.items():
+            self._emit(vid, state, result)
         return result
 
     # -- steps ---------------------------------------------------------------------------
+    def _control(self, msg: RawMessage, result: BatchResult) -> None:
+        try:
+            doc = json.loads(msg.value or b"")
+            assert doc["op"] == CONTROL_FORGET and isinstance(doc["visitor_id"], str)
+        except Exception:
+            result.dead_letters.append(
+                DeadLetter(
+                    "invalid_control",
+                    "not a control message",
+                    msg.key,
+                    msg.value or b"",
+                    msg.source,
+                    "route",
+                )
+            )
+            return
+        vid = doc["visitor_id"]
+        result.states.pop(vid, None)
+        result.forgotten.append(vid)
+
     def _one(self, msg: RawMessage, get_state: StateGetter, result: BatchResult) -> None:
         step = "decode"
+        payload = msg.value or b""
         try:
-            event = from_json_bytes(msg.value)
+            event = from_json_bytes(msg.value, hash_pii=self.hash_pii)
             step = "route"
             vid = event["visitor_id"]
             if msg.key is None or msg.key.decode("utf-8", "replace") != vid:
                 # Keyed wrongly: its state lives on another partition. Re-key, lose nothing.
-                result.rekeyed.append((vid, msg.value))
+                result.rekeyed.append((vid, payload))
                 return
+            if event["type"] == "label":
+                self.model.mapper.check_persona(event["persona"])
             step = "deduplicate"
             current = result.states.get(vid) or get_state(vid) or vs.new_state(vid)
             if vs.already_processed(current, event["event_id"]):
@@ -85,46 +133,92 @@ class Pipeline:
             vs.remember(state, event["event_id"], self.dedup_window)
             vs.count_event(state, event)
             step = "score"
-            self.score(state, event)
+            self._score(state, event, result)
         except EventValidationError as exc:
             reason = "undecodable" if any(e.field == "" for e in exc.errors) else "invalid_event"
             detail = "; ".join(f"{e.field or 'body'}: {e.message}" for e in exc.errors)
             result.dead_letters.append(
-                DeadLetter(reason, detail, msg.key, msg.value, msg.source, step)
+                DeadLetter(reason, detail, msg.key, payload, msg.source, step)
+            )
+            return
+        except ValueError as exc:  # UnknownPersonaError among others
+            reason = (
+                "unknown_persona"
+                if type(exc).__name__ == "UnknownPersonaError"
+                else "invalid_value"
+            )
+            result.dead_letters.append(
+                DeadLetter(reason, str(exc), msg.key, payload, msg.source, step)
             )
             return
         except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"
             result.dead_letters.append(
-                DeadLetter(
-                    "processing_error",
-                    f"{type(exc).__name__}: {exc}",
-                    msg.key,
-                    msg.value,
-                    msg.source,
-                    step,
-                )
+                DeadLetter("processing_error", detail, msg.key, payload, msg.source, step)
             )
             return
         result.states[vid] = state
         result.processed += 1
         result.by_type[event["type"]] = result.by_type.get(event["type"], 0) + 1
 
-    def score(self, state: dict[str, Any], event: dict[str, Any]) -> None:
-        """Walking skeleton: no persona model yet (issue 4 plugs the mapper in here)."""
+    def _score(self, state: dict[str, Any], event: dict[str, Any], result: BatchResult) -> None:
+        mapper = self.model.mapper
+        model_state = state["model"] or mapper.new_state()
+        model_state, out = mapper.observe(model_state, event)
+        state["model"] = model_state
+        state["personas"] = out["personas"]
+        state["phase"] = out["phase"]
+        kind = event["type"]
+        if kind == "feedback":
+            state["feedback"][event["kind"]] = event["score"]
+            top = out["top"]["persona"]
+            result.kpi.setdefault(state["visitor_id"], []).extend(
+                kpi_increments(event["kind"], event["score"], top, out["phase"])
+            )
+        elif kind == "identify":
+            for trait in ("email_sha256", "phone_sha256"):
+                if trait in event.get("traits", {}):
+                    state["identity"][trait] = event["traits"][trait]
+        elif kind == "label":
+            result.training.append(
+                {
+                    "visitor_id": state["visitor_id"],
+                    "event_id": event["event_id"],
+                    "persona": event["persona"],
+                    "weight": event.get("weight", 1.0),
+                    "source": event["source"],
+                    "state": model_state,
+                }
+            )
 
-    def record(self, state: dict[str, Any]) -> VisitorWrite:
-        personas = state.get("personas") or {}
-        top = max(personas, key=lambda p: personas[p]) if personas else None
-        record = {
+    def _emit(self, vid: str, state: dict[str, Any], result: BatchResult) -> None:
+        record = self.record(state)
+        result.writes.append(
+            VisitorWrite(
+                record, kpi=tuple(result.kpi.get(vid, ())), identity=dict(state["identity"])
+            )
+        )
+        assignment = next_assignment(
+            state.get("assigned"), state["personas"], self.audience_threshold, self.hysteresis
+        )
+        if changed(state.get("assigned"), assignment):
+            state["assigned"] = assignment
+            result.assignments.append((vid, {**record, "audiences": assignment["audiences"],
+                                             "assigned_persona": assignment["top"]}))  # fmt: skip
+
+    def record(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The lookup JSON of INTERFACES.md 2.1 (plus ``last_seen``)."""
+        personas = state["personas"] or self.model.mapper.score(self.model.mapper.new_state())
+        top = max(personas, key=lambda p: personas[p])
+        return {
             "visitor_id": state["visitor_id"],
             "user_id": state["user_id"],
-            "personas": personas,
-            "top": {"persona": top, "probability": personas[top]} if top else None,
+            "personas": {p: round(q, 6) for p, q in personas.items()},
+            "top": {"persona": top, "probability": round(personas[top], 6)},
             "phase": state["phase"],
             "events": state["events"],
             "feedback": state["feedback"],
-            "model_version": self.model_version(),
+            "model_version": self.model.version,
             "updated_at": now_rfc3339(),
             "last_seen": state["last_seen"],
         }
-        return VisitorWrite(record, identity=dict(state["identity"]))

@@ -24,6 +24,7 @@ def new_state(visitor_id: str) -> dict[str, Any]:
         "model": None,
         "phase": None,
         "personas": None,
+        "assigned": None,
     }
 
 

@@ -1,0 +1,61 @@
+"""Online training from labels, and publication of versioned model snapshots.
+
+Only one trainer learns at a time: training examples go to a topic with exactly ONE
+partition, and Kafka's consumer-group protocol gives a partition to one member of the
+group. After a rebalance the new owner continues from the latest published snapshot.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from models.mapper import PersonaMapper
+from stream_app.worker.model_holder import ModelHolder
+
+log = logging.getLogger(__name__)
+
+
+class Trainer:
+    def __init__(self, holder: ModelHolder, every_labels: int, every_s: float) -> None:
+        self.holder = holder
+        self.every_labels = every_labels
+        self.every_s = every_s
+        self.mapper: PersonaMapper | None = None
+        self.pending = 0
+        self.last_publish = time.monotonic()
+
+    def _ensure(self) -> PersonaMapper:
+        if self.mapper is None or self.mapper.version < self.holder.version:
+            # Start from (or catch up with) the newest published model.
+            self.mapper = PersonaMapper.from_snapshot(
+                self.holder.mapper.snapshot(), self.holder.catalog
+            )
+        return self.mapper
+
+    def learn(self, examples: list[dict[str, Any]]) -> None:
+        mapper = self._ensure()
+        for ex in examples:
+            try:
+                mapper.learn(ex["state"], ex["persona"], float(ex.get("weight", 1.0)))
+                self.pending += 1
+            except (KeyError, ValueError, TypeError) as exc:
+                log.warning("skipping training example %s: %s", ex.get("event_id"), exc)
+
+    def due(self) -> bool:
+        if not self.pending:
+            return False
+        return (
+            self.pending >= self.every_labels
+            or time.monotonic() - self.last_publish >= self.every_s
+        )
+
+    def snapshot(self) -> bytes:
+        """Bump the version and serialise; the caller publishes it."""
+        mapper = self._ensure()
+        mapper.version += 1
+        self.pending = 0
+        self.last_publish = time.monotonic()
+        log.info("publishing model version %d (%d labels)", mapper.version, mapper.n_labels)
+        return mapper.snapshot()
