@@ -10,6 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from models.catalog import Catalog
+from stream_app.api.audiences import build_audience_router
 from stream_app.api.health import build_health_router
 from stream_app.api.lookup import build_lookup_router
 from stream_app.collector.producer import EventProducer
@@ -39,6 +41,7 @@ def create_app(
         audience_threshold=settings.audience_threshold,
     )
     producer = producer or EventProducer(settings)
+    catalog = Catalog.load(settings.catalog_path)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,7 +66,8 @@ def create_app(
     app.state.store = store
     app.state.producer = producer
     app.include_router(build_collector_router(settings, producer))
-    app.include_router(build_lookup_router(settings, store))
+    app.include_router(build_lookup_router(settings, store, catalog, producer))
+    app.include_router(build_audience_router(settings, store, catalog))
     app.include_router(build_health_router(settings, store))
 
     @app.exception_handler(RequestValidationError)

@@ -1,24 +1,63 @@
-"""Lookups for the personalisation layer (INTERFACES.md 2.1)."""
+"""Lookups for the personalisation layer and the marketing team (INTERFACES.md 2.1, 2.3)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from models.catalog import Catalog
+from stream_app.collector.producer import EventProducer, KafkaUnavailable
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore
+from stream_app.worker.feedback import phases_in, summarise
 
 
-def build_lookup_router(settings: Settings, store: VisitorStore) -> APIRouter:
+def build_lookup_router(
+    settings: Settings, store: VisitorStore, catalog: Catalog, producer: EventProducer
+) -> APIRouter:
     router = APIRouter(tags=["lookup"])
 
-    @router.get("/v1/visitors/{visitor_id}", summary="Current assignment of a visitor (or user id)")
+    @router.get("/v1/visitors/{visitor_id}", summary="Current assignment of a visitor or user id")
     async def get_visitor(visitor_id: str) -> Any:
         record = await store.get(visitor_id)
         if record is None:
             return JSONResponse({"error": f"unknown visitor {visitor_id!r}"}, status_code=404)
         return record
+
+    @router.delete("/v1/visitors/{visitor_id}", summary="Forget a visitor everywhere")
+    async def forget_visitor(visitor_id: str) -> Any:
+        canonical = await store.resolve(visitor_id) or visitor_id
+        # The worker owning the visitor drops its table state and writes a tombstone to the
+        # assignments feed; the API removes the serving copy at once.
+        forget = json.dumps({"op": "forget", "visitor_id": canonical}).encode()
+        try:
+            await producer.send_raw(settings.topic_control, canonical.encode(), forget)
+            await producer.send_raw(settings.topic_assignments, canonical.encode(), None)
+        except KafkaUnavailable as exc:
+            return JSONResponse({"error": f"not forgotten, retry later: {exc}"}, status_code=503)
+        found = await store.delete(visitor_id)
+        return {"visitor_id": canonical, "deleted": found}
+
+    @router.get("/v1/personas", summary="The catalog with live audience sizes and KPIs")
+    async def personas() -> Any:
+        out = []
+        for p in catalog.personas:
+            counters = await store.kpi(p.id)
+            out.append(
+                {
+                    **p.model_dump(),
+                    "audience_size": await store.audience_size(p.id),
+                    "kpi": summarise(counters),
+                    "kpi_by_phase": {ph: summarise(counters, ph) for ph in phases_in(counters)},
+                }
+            )
+        return {
+            "catalog": catalog.name,
+            "audience_threshold": settings.audience_threshold,
+            "personas": out,
+        }
 
     return router

@@ -86,6 +86,16 @@ class EventProducer:
         except Exception as exc:
             raise KafkaUnavailable(f"Kafka rejected the write: {exc!r}") from exc
 
+    async def send_raw(self, topic: str, key: bytes, value: bytes | None) -> None:
+        """Produce one message (a control message or a tombstone) and wait for the ack."""
+        producer = await self._ensure_started()
+        try:
+            await asyncio.wait_for(
+                producer.send_and_wait(topic, value=value, key=key), self._settings.kafka_timeout_s
+            )
+        except Exception as exc:
+            raise KafkaUnavailable(f"Kafka did not acknowledge: {exc!r}") from exc
+
     async def stop(self) -> None:
         if self._producer is not None:
             await _quiet_stop(self._producer)
