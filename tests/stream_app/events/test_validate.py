@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -229,3 +230,136 @@ def test_only_validation_errors_escape(obj: object) -> None:
         validate_event(obj, now=NOW)
     except EventValidationError as exc:
         assert exc.errors and all(e.message for e in exc.errors)
+
+
+# --- hardening: every case below once slipped through or escaped as a non-validation error
+
+
+@pytest.mark.parametrize(
+    ("ts", "fragment"),
+    [
+        ("2026-11-22T09:00:00", "offset"),  # naive
+        ("2026-11-22 09:00:00", "offset"),
+        (1_763_800_000, "string"),  # unix seconds are not RFC 3339
+        ("1763800000", "RFC 3339"),
+        ("2026-11-22", "RFC 3339"),
+        ("2026-13-40T09:00:00Z", "RFC 3339"),
+        ("0001-01-01T00:00:00+05:00", "range"),
+        (None, "RFC 3339"),
+    ],
+)
+def test_ts_must_be_rfc3339_with_offset(ts: object, fragment: str) -> None:
+    assert fragment in errors_of({**VALID["page_view"], "ts": ts})["ts"]
+
+
+def test_ts_future_limit_is_24_hours_from_now() -> None:
+    ok = validate_event({**VALID["page_view"], "ts": "2026-11-23T09:59:00Z"}, now=NOW)
+    assert ok["ts"] == "2026-11-23T09:59:00.000Z"
+    assert "24 hours" in errors_of({**VALID["page_view"], "ts": "2026-11-23T10:01:00Z"})["ts"]
+    naive_now = datetime(2026, 11, 22, 10, 0)  # treated as UTC, not a TypeError
+    assert validate_event(VALID["page_view"], now=naive_now)["type"] == "page_view"
+
+
+def test_integral_floats_are_integers_fractional_ones_are_not() -> None:
+    assert validate_event({**VALID["page_view"], "dwell_ms": 1500.0}, now=NOW)["dwell_ms"] == 1500
+    assert validate_event({**VALID["feedback"], "score": 7.0}, now=NOW)["score"] == 7
+    assert "integer" in errors_of({**VALID["feedback"], "score": "7"})["score"]
+    assert "integer" in errors_of({**VALID["feedback"], "score": True})["score"]
+
+
+def test_all_field_errors_are_reported_together() -> None:
+    errs = errors_of({**VALID["feedback"], "visitor_id": "", "score": 11, "comment": 5})
+    assert set(errs) == {"visitor_id", "score", "comment"}
+    assert errs["score"] == "nps score must be an integer from 0 to 10"
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"visitor_id": "\ud800"}, "visitor_id"),
+        ({"traits": {"x": "\udfff"}}, "traits.x"),
+        ({"traits": {"email": "\ud800@example.com"}}, "traits.email"),
+        ({"traits": {"score": float("nan")}}, "traits.score"),
+    ],
+)
+def test_values_that_cannot_become_json_are_rejected(patch: dict[str, Any], field: str) -> None:
+    assert field in errors_of({**VALID["identify"], **patch})
+
+
+def test_deeply_nested_traits_are_rejected() -> None:
+    deep: dict[str, Any] = {"leaf": 1}
+    for _ in range(100):
+        deep = {"a": deep}
+    errs = errors_of({**VALID["identify"], "traits": deep})
+    assert any("nested" in m for m in errs.values())
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"value": float("inf")}, "value"),
+        ({"value": float("nan")}, "value"),
+        ({"value": True}, "value"),
+        ({"name": "n" * 3000}, "name"),
+    ],
+)
+def test_touchpoint_numbers_are_finite(patch: dict[str, Any], field: str) -> None:
+    assert field in errors_of({**VALID["touchpoint"], **patch})
+
+
+@pytest.mark.parametrize(
+    "url", ["http://:80/x", "https://exa mple.com/", "https://example.com:99999/", "mailto:a@b.c"]
+)
+def test_url_needs_a_host_and_no_spaces(url: str) -> None:
+    assert "http" in errors_of({**VALID["page_view"], "url": url})["url"]
+
+
+def test_context_rules() -> None:
+    assert (
+        "alpha-2"
+        in errors_of({**VALID["page_view"], "context": {"country": "D1"}})["context.country"]
+    )
+    assert "context.city" in errors_of({**VALID["page_view"], "context": {"city": 5}})
+    out = validate_event({**VALID["page_view"], "context": {"ip": "1.2.3.4", "x": 1}}, now=NOW)
+    assert out["context"] == {"ip": "1.2.3.4"}
+
+
+def test_persona_catalog_hook() -> None:
+    catalog = {"tech_evaluator", "pragmatic_buyer"}
+    assert validate_event(VALID["label"], now=NOW, personas=catalog)["persona"] == "tech_evaluator"
+    with pytest.raises(EventValidationError) as info:
+        validate_event({**VALID["label"], "persona": "ghost"}, now=NOW, personas=catalog)
+    assert [e.field for e in info.value.errors] == ["persona"]
+    _, rejected = validate_batch([{**VALID["label"], "persona": "ghost"}], now=NOW, personas=[])
+    assert rejected[0]["errors"][0]["field"] == "persona"
+
+
+def test_label_weight_defaults_to_one_and_accepts_one() -> None:
+    event = dict(VALID["label"])
+    del event["weight"]
+    assert validate_event(event, now=NOW)["weight"] == 1.0
+    assert validate_event({**VALID["label"], "weight": 1}, now=NOW)["weight"] == 1
+
+
+def test_invalid_phone_is_not_echoed_and_unicode_digits_are_not_digits() -> None:
+    errs = errors_of({**VALID["identify"], "traits": {"phone": "call-me-maybe-555"}})
+    assert "traits.phone" in errs and "maybe" not in str(errs)
+    assert "traits.phone" in errors_of({**VALID["identify"], "traits": {"phone": "٠١٢٣٤٥٦٧"}})
+
+
+def test_undecodable_kafka_messages_say_why() -> None:
+    cases = {b"\xff\xfe": "UTF-8", b"{": "JSON", b'{"a": NaN}': "NaN", b"[" * 50_000: "deep"}
+    for raw, fragment in cases.items():
+        with pytest.raises(EventValidationError) as info:
+            from_json_bytes(raw)
+        assert info.value.errors[0].field == ""
+        assert fragment in info.value.errors[0].message
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_from_json_bytes_only_raises_validation_errors(raw: bytes) -> None:
+    try:
+        from_json_bytes(raw, now=NOW)
+    except EventValidationError as exc:
+        assert exc.errors
