@@ -203,8 +203,16 @@ class Pipeline:
         )
         if changed(state.get("assigned"), assignment):
             state["assigned"] = assignment
-            result.assignments.append((vid, {**record, "audiences": assignment["audiences"],
-                                             "assigned_persona": assignment["top"]}))  # fmt: skip
+            result.assignments.append(
+                (
+                    vid,
+                    {
+                        **record,
+                        "audiences": assignment["audiences"],
+                        "assigned_persona": assignment["top"],
+                    },
+                )
+            )
 
     def record(self, state: dict[str, Any]) -> dict[str, Any]:
         """The lookup JSON of INTERFACES.md 2.1 (plus ``last_seen``)."""
