@@ -16,6 +16,7 @@ COMMANDS: tuple[str, ...] = (
     "worker",
     "api",
     "topics",
+    "simulate",
 )
 
 
