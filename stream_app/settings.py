@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(4, ge=1, description="partitions for topics created at start-up")
     topic_replication: int = Field(1, ge=1, description="replication factor for created topics")
     kafka_timeout_s: float = Field(5.0, gt=0, description="bound on one produce before 503")
+    kafka_session_timeout_s: float = Field(
+        10.0, gt=0, description="consumer session timeout: how soon a dead worker's partitions move"
+    )
     consumer_group: str = Field("persona-stream", description="faust app id / consumer group")
 
     # --- Redis -----------------------------------------------------------------
