@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 PHASES = ("awareness", "consideration", "decision", "purchase", "retention")
 FEATURES = (
@@ -29,6 +36,44 @@ FEATURES = (
     "action",
     "type",
 )
+
+
+TOUCH_CHANNELS = (
+    "email",
+    "social",
+    "paid_search",
+    "display",
+    "webinar",
+    "form",
+    "chat",
+    "call",
+    "store",
+    "event",
+    "other",
+)
+TOUCH_ACTIONS = ("impression", "click", "open", "submit", "attend", "reply", "purchase", "other")
+CHANNELS = (
+    "organic_search",
+    "paid_search",
+    "social",
+    "email",
+    "display",
+    "referral",
+    "direct",
+    "other",
+)
+# The values the enrichment can produce, per feature (None = open-ended, e.g. os, country).
+KNOWN_VALUES: dict[str, set[str]] = {
+    "device": {"desktop", "mobile", "tablet", "bot", "unknown"},
+    "channel": set(CHANNELS),
+    "dwell": {"short", "medium", "long"},
+    "hour": {"night", "morning", "afternoon", "evening"},
+    "day": {"weekday", "weekend"},
+    "region": {"emea", "amer", "apac", "other"},
+    "touch": {f"{c}:{a}" for c in TOUCH_CHANNELS for a in TOUCH_ACTIONS},
+    "action": set(TOUCH_ACTIONS),
+    "type": {"page_view", "touchpoint", "feedback", "identify", "label"},
+}
 
 
 class CatalogError(ValueError):
@@ -107,6 +152,7 @@ class Catalog(_Strict):
     linking_rules: list[LinkingRule] = Field(default_factory=list)
     page_categories: list[PageCategory] = Field(default_factory=list)
     journey: list[JourneyRule] = Field(default_factory=list)
+    _page_cache: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @property
     def persona_ids(self) -> list[str]:
@@ -116,10 +162,18 @@ class Catalog(_Strict):
         return next((p for p in self.personas if p.id == persona_id), None)
 
     def page_category(self, path: str) -> str:
-        for rule in self.page_categories:
-            if fnmatchcase(path, rule.pattern):
-                return rule.category
-        return "other"
+        """Category of a URL path: the first matching pattern wins; ``other`` if none does."""
+        cache = self._page_cache
+        hit = cache.get(path)
+        if hit is not None:
+            return hit
+        category = next(
+            (r.category for r in self.page_categories if fnmatchcase(path, r.pattern)), "other"
+        )
+        if len(cache) >= 20_000:
+            cache.clear()
+        cache[path] = category
+        return category
 
     # -- loading ----------------------------------------------------------------------
     @classmethod
@@ -203,4 +257,21 @@ def _cross_checks(data: dict[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
         persona = rule.get("persona") if isinstance(rule, dict) else None
         if isinstance(persona, str) and persona not in seen:
             out.append((("linking_rules", i, "persona"), f"unknown persona {persona!r}"))
+    pages = data.get("page_categories")
+    categories = {"other"} | {
+        str(r["category"])
+        for r in (pages if isinstance(pages, list) else [])
+        if isinstance(r, dict) and "category" in r
+    }
+    for section in ("linking_rules", "journey"):
+        items = data.get(section)
+        for i, rule in enumerate(items if isinstance(items, list) else []):
+            when = rule.get("when") if isinstance(rule, dict) else None
+            for feature, values in (when if isinstance(when, dict) else {}).items():
+                allowed = categories if feature == "page" else KNOWN_VALUES.get(feature)
+                for j, value in enumerate(values if isinstance(values, list) else []):
+                    if allowed is not None and value not in allowed:
+                        hint = ", ".join(sorted(allowed))
+                        loc = (section, i, "when", feature, j)
+                        out.append((loc, f"{feature} value {value!r} never occurs; known: {hint}"))
     return out

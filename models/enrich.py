@@ -84,6 +84,7 @@ def parse_user_agent(ua: str) -> tuple[str, str, str]:
     return (kind, os_family or "other", browser or "other")
 
 
+@lru_cache(maxsize=4096)
 def _host(url: str) -> str:
     try:
         return (urlsplit(url).hostname or "").lower()
@@ -91,27 +92,8 @@ def _host(url: str) -> str:
         return ""
 
 
-def channel_of(url: str, referrer: str | None) -> str:
-    """Marketing channel from UTM parameters first, then the referrer."""
-    try:
-        query = dict(parse_qsl(urlsplit(url).query))
-    except ValueError:
-        query = {}
-    medium = query.get("utm_medium", "").lower()
-    source = query.get("utm_source", "").lower()
-    if "gclid" in query or "msclkid" in query or medium in PAID_MEDIUMS:
-        return "paid_search"
-    if medium in DISPLAY_MEDIUMS:
-        return "display"
-    if medium in SOCIAL_MEDIUMS or source in ("facebook", "linkedin", "twitter", "x", "instagram"):
-        return "social"
-    if medium in ("email", "e-mail", "newsletter") or source == "newsletter":
-        return "email"
-    if medium in ("referral", "affiliate", "partner"):
-        return "referral"
-    if not referrer:
-        return "direct"
-    ref, own = _host(referrer), _host(url)
+@lru_cache(maxsize=4096)
+def _referrer_channel(ref: str, own: str) -> str:
     if not ref:
         return "direct"
     if own and (ref == own or ref.endswith("." + own) or own.endswith("." + ref)):
@@ -123,6 +105,35 @@ def channel_of(url: str, referrer: str | None) -> str:
     if any(ref.startswith(s) for s in EMAIL_HOSTS):
         return "email"
     return "referral"
+
+
+def _utm_channel(query: str) -> str | None:
+    if "utm_" not in query and "clid" not in query:
+        return None
+    params = dict(parse_qsl(query))
+    medium = params.get("utm_medium", "").lower()
+    source = params.get("utm_source", "").lower()
+    if "gclid" in params or "msclkid" in params or medium in PAID_MEDIUMS:
+        return "paid_search"
+    if medium in DISPLAY_MEDIUMS:
+        return "display"
+    if medium in SOCIAL_MEDIUMS or source in ("facebook", "linkedin", "twitter", "x", "instagram"):
+        return "social"
+    if medium in ("email", "e-mail", "newsletter") or source == "newsletter":
+        return "email"
+    if medium in ("referral", "affiliate", "partner"):
+        return "referral"
+    return None
+
+
+def channel_of(url: str, referrer: str | None) -> str:
+    """Marketing channel from UTM parameters (and ad click ids) first, then the referrer."""
+    try:
+        parts = urlsplit(url)
+        own = (parts.hostname or "").lower()
+    except ValueError:
+        return _referrer_channel(_host(referrer or ""), "")
+    return _utm_channel(parts.query) or _referrer_channel(_host(referrer or ""), own)
 
 
 def dwell_bucket(dwell_ms: int | None) -> str | None:
@@ -145,54 +156,68 @@ def hour_bucket(hour: int) -> str:
     return "evening"
 
 
-def region_of(country: str | None, region: str | None) -> str | None:
-    if region:
-        return region.lower()
-    if country:
-        return next((name for name, members in REGIONS.items() if country in members), "other")
-    return None
+def region_of(country: str | None) -> str | None:
+    """Macro region (emea/amer/apac/other) of an ISO 3166-1 alpha-2 country code."""
+    if not country:
+        return None
+    code = country.upper()
+    return next((name for name, members in REGIONS.items() if code in members), "other")
+
+
+# Touchpoint channels that are also marketing channels; the rest count as "other".
+_TOUCH_CHANNEL = {c: c for c in ("paid_search", "display", "social", "email")}
+
+
+def _time_features(ts: Any, out: dict[str, str]) -> None:
+    if not isinstance(ts, str):
+        return
+    try:
+        when = datetime.fromisoformat(ts.replace("Z", "+00:00") if ts.endswith("Z") else ts)
+    except ValueError:
+        return
+    out["hour"] = hour_bucket(when.hour)
+    out["day"] = "weekend" if when.weekday() >= 5 else "weekday"
 
 
 def enrich(event: dict[str, Any], catalog: Catalog) -> dict[str, str]:
-    """Categorical features of one event (names as in ``models.catalog.FEATURES``)."""
-    out: dict[str, str] = {"type": event["type"]}
-    ctx = event.get("context") or {}
-    if ctx.get("user_agent"):
-        out["device"], out["os"], out["browser"] = parse_user_agent(ctx["user_agent"])
-    if ctx.get("country"):
-        out["country"] = ctx["country"]
-    region = region_of(ctx.get("country"), ctx.get("region"))
-    if region:
-        out["region"] = region
-    try:
-        ts = datetime.fromisoformat(event["ts"].replace("Z", "+00:00"))
-        out["hour"] = hour_bucket(ts.hour)
-        out["day"] = "weekend" if ts.weekday() >= 5 else "weekday"
-    except (KeyError, ValueError, AttributeError):
-        pass
-    if event["type"] == "page_view":
-        url = event["url"]
+    """Categorical features of one event (names as in ``models.catalog.FEATURES``).
+
+    Tolerant of bad input: a malformed user agent gives ``device=unknown``, an unparsable
+    URL gives ``page=other``; a missing field just leaves its feature out. Hour and weekday
+    are in the event's own offset (the visitor's local time when the tracker sends it).
+    """
+    kind = event.get("type")
+    out: dict[str, str] = {"type": kind if isinstance(kind, str) else "other"}
+    ctx = event.get("context")
+    if isinstance(ctx, dict):
+        ua = ctx.get("user_agent")
+        if isinstance(ua, str) and ua:
+            out["device"], out["os"], out["browser"] = parse_user_agent(ua)
+        country = ctx.get("country")
+        if isinstance(country, str) and country:
+            out["country"] = country.upper()
+            out["region"] = region_of(country) or "other"
+    _time_features(event.get("ts"), out)
+    if kind == "page_view":
+        url = event.get("url")
+        url = url if isinstance(url, str) else ""
         try:
             path = urlsplit(url).path or "/"
         except ValueError:
-            path = "/"
-        out["page"] = catalog.page_category(path)
-        channel = channel_of(url, event.get("referrer"))
+            path = None
+        out["page"] = catalog.page_category(path) if path is not None else "other"
+        referrer = event.get("referrer")
+        channel = channel_of(url, referrer if isinstance(referrer, str) else None)
         if channel != "internal":
             out["channel"] = channel
-        dwell = dwell_bucket(event.get("dwell_ms"))
-        if dwell:
-            out["dwell"] = dwell
-    elif event["type"] == "touchpoint":
-        out["touch"] = f"{event['channel']}:{event['action']}"
-        out["action"] = event["action"]
-        channel = event["channel"]
-        out["channel"] = {
-            "paid_search": "paid_search",
-            "display": "display",
-            "social": "social",
-            "email": "email",
-        }.get(channel, "other")
+        dwell = event.get("dwell_ms")
+        if isinstance(dwell, int) and not isinstance(dwell, bool) and dwell >= 0:
+            out["dwell"] = dwell_bucket(dwell) or "short"
+    elif kind == "touchpoint":
+        channel, action = str(event.get("channel", "other")), str(event.get("action", "other"))
+        out["touch"] = f"{channel}:{action}"
+        out["action"] = action
+        out["channel"] = _TOUCH_CHANNEL.get(channel, "other")
     return out
 
 

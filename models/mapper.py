@@ -1,19 +1,19 @@
 """PersonaMapper: one visitor's events -> probabilities over every catalog persona.
 
-How rules and labels combine (see docs/MODELLING.md):
+How rules and labels combine (details in docs/MODELLING.md and ``models.evidence``):
 
 * Each event x_t gives evidence for persona c: ``e_t(c) = log p(c | x_t) - log b(c)``,
-  where ``b`` is the base rate. A visitor's evidence accumulates (time-decayed, half-life
-  configurable) and the visitor's distribution is ``softmax(log b(c) + sum_t e_t(c))`` — a
-  per-visitor Bayesian update, exact when events are independent given the persona.
-* ``p(c | x_t)`` blends two sources in log space with ``alpha = n / (n + prior_strength)``
-  (``n`` = labels learned): the catalog's linking rules (softmax of matched rule weights)
-  and a river ``SoftmaxRegression`` on one-hot features learned from labelled visitors.
-  With no labels the rules decide; as labels accumulate the data decides. The base rate
-  blends uniform with the label frequencies the same way.
-* A visitor with a label of weight w shows ``w * onehot + (1 - w) * posterior``.
+  where ``p(c | x_t)`` blends the catalog's linking rules with a river model learned from
+  labels (``alpha = n / (n + prior_strength)``) and ``b`` is the base rate.
+* A visitor's evidence accumulates, time-decayed with a configurable half-life, and the
+  visitor's distribution is ``softmax(log b(c) + sum_t e_t(c))`` — a per-visitor Bayesian
+  update, exact when events are independent given the persona. Visitor-level features
+  (device, OS, browser, country, region, hour, weekday) count once per visitor, not once
+  per event, so a long visit does not become overconfident about its device.
+* A visitor with a label of weight w shows ``w * onehot(label) + (1 - w) * posterior``.
 
-State is a JSON-serialisable dict; the mapper is pure (no I/O) and snapshots to bytes.
+State is a JSON-serialisable dict (str/int/float/list/dict/None); the mapper is pure
+(no I/O) and snapshots to bytes.
 """
 
 from __future__ import annotations
@@ -23,26 +23,30 @@ import pickle
 from datetime import datetime
 from typing import Any
 
-from river import linear_model, optim
-
 from models.catalog import PHASES, Catalog
 from models.enrich import enrich
 from models.errors import UnknownPersonaError
+from models.evidence import EvidenceModel
 from models.metrics import ProgressiveMetrics
-from models.rules import RulePrior, next_phase
+from models.rules import JourneyRules
 
-STATE_FORMAT = 1
-SNAPSHOT_FORMAT = 1
+STATE_FORMAT = 2
+SNAPSHOT_FORMAT = 2
 RECENT_EVENTS = 20
-# Features that describe the visitor rather than the event: their evidence counts once,
-# not once per event (counting them per event would make visitors overconfident).
 VISITOR_FEATURES = frozenset({"device", "os", "browser", "country", "region", "hour", "day"})
+NO_EVIDENCE_TYPES = frozenset({"label"})  # the answer itself is not evidence
 EVIDENCE_SPAN = 25.0  # cap on max-min accumulated evidence: keeps probabilities finite
-EPS = 1e-6
+PROFILE_RESCALE = 20.0  # half-lives before the lazily decayed profile is renormalised
+PROFILE_MIN = 0.01
 
 
-def _ts_seconds(ts: str) -> float:
-    return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+def _ts_seconds(ts: Any) -> float | None:
+    if not isinstance(ts, str):
+        return None
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _softmax(logits: list[float]) -> list[float]:
@@ -60,17 +64,23 @@ class PersonaMapper:
         prior_strength: float = 100.0,
         learning_rate: float = 0.1,
     ) -> None:
+        if not half_life_s > 0:
+            raise ValueError("half_life_s must be > 0")
         self.catalog = catalog
         self.personas = catalog.persona_ids
-        self.half_life_s = half_life_s
-        self.prior_strength = prior_strength
-        self.rules = RulePrior(catalog)
-        self.model = linear_model.SoftmaxRegression(optimizer=optim.AdaGrad(learning_rate))
-        self.label_counts = dict.fromkeys(self.personas, 0.0)
-        self.n_labels = 0
+        self.half_life_s = float(half_life_s)
+        self.evidence = EvidenceModel(catalog, prior_strength, learning_rate)
         self.version = 0
-        self.validation = ProgressiveMetrics()
-        self._uniform = math.log(1.0 / len(self.personas))
+        self.validation = ProgressiveMetrics(self.personas)
+        self.journey = JourneyRules(catalog)
+
+    @property
+    def n_labels(self) -> int:
+        return self.evidence.n_labels
+
+    @property
+    def alpha(self) -> float:
+        return self.evidence.alpha
 
     # -- state ----------------------------------------------------------------------------
     def new_state(self) -> dict[str, Any]:
@@ -79,9 +89,10 @@ class PersonaMapper:
             "evidence": dict.fromkeys(self.personas, 0.0),
             "ts": None,
             "phase": PHASES[0],
-            "recent": [],
             "seen": [],
+            "recent": [],
             "profile": {},
+            "p0": None,
             "n": 0,
             "label": None,
         }
@@ -89,38 +100,28 @@ class PersonaMapper:
     def observe(
         self, state: dict[str, Any], event: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Fold one native event into a visitor state; return the new state and the scores."""
+        """Fold one native event into a visitor state; return the new state and the scores.
+
+        The input state is not modified. An event without a usable ``ts`` is taken to
+        happen at the visitor's last event time.
+        """
         features = enrich(event, self.catalog)
-        seen = state["seen"]
-        fresh = {
-            k: v for k, v in features.items() if k not in VISITOR_FEATURES or f"{k}={v}" not in seen
-        }
         new = dict(state)
-        now = _ts_seconds(event["ts"])
-        factor = self._decay(state.get("ts"), now)
-        evidence = {p: state["evidence"].get(p, 0.0) * factor for p in self.personas}
-        for p, e in zip(self.personas, self.event_evidence(fresh), strict=True):
-            evidence[p] += e
-        low = max(evidence.values()) - EVIDENCE_SPAN
-        new["evidence"] = {p: round(max(v, low), 5) for p, v in evidence.items()}
-        new["ts"] = max(now, state["ts"] or now)
-        new["phase"] = next_phase(self.catalog, state["phase"], features)
-        tokens = [f"{k}={v}" for k, v in features.items()]
-        new_static = [f"{k}={v}" for k, v in fresh.items() if k in VISITOR_FEATURES]
-        if new_static:
-            new["seen"] = [*seen, *new_static]
-        new["recent"] = [*state["recent"], [f"{k}={v}" for k, v in fresh.items()]][-RECENT_EVENTS:]
-        profile = {
-            t: round(w * factor, 4) for t, w in state["profile"].items() if w * factor > 0.01
-        }
-        for t in tokens:
-            profile[t] = profile.get(t, 0.0) + 1.0
-        new["profile"] = profile
-        new["n"] = state["n"] + 1
-        if event["type"] == "label" and event.get("persona") in self.label_counts:
-            new["label"] = {"persona": event["persona"], "weight": float(event.get("weight", 1.0))}
+        last = state.get("ts")
+        now = _ts_seconds(event.get("ts"))
+        now = now if now is not None else (last if last is not None else 0.0)
+        new["n"] = state.get("n", 0) + 1
+        new["phase"] = self.journey.next(state.get("phase", PHASES[0]), features)
+        if event.get("type") == "label":
+            persona = event.get("persona")
+            if persona in self.evidence.label_counts:
+                weight = event.get("weight", 1.0)
+                weight = float(weight) if isinstance(weight, int | float) else 1.0
+                new["label"] = {"persona": persona, "weight": min(max(weight, 0.0), 1.0)}
+        else:
+            self._fold(state, new, features, last, now)
         personas = self.score(new)
-        top = max(personas, key=lambda p: personas[p])
+        top = max(personas, key=personas.__getitem__)
         out = {
             "personas": personas,
             "top": {"persona": top, "probability": personas[top]},
@@ -129,51 +130,81 @@ class PersonaMapper:
         }
         return new, out
 
+    def _fold(
+        self,
+        state: dict[str, Any],
+        new: dict[str, Any],
+        features: dict[str, str],
+        last: float | None,
+        now: float,
+    ) -> None:
+        seen = state.get("seen", [])
+        fresh = {
+            k: v for k, v in features.items() if k not in VISITOR_FEATURES or f"{k}={v}" not in seen
+        }
+        # Decay old evidence to `now`; an out-of-order (older) event is discounted instead.
+        old_factor = self._decay(last, now)
+        new_factor = self._decay(now, last) if last is not None else 1.0
+        old = state.get("evidence", {})
+        event_ev = self.evidence.evidence(tuple(fresh.items()))
+        evidence = [
+            old.get(p, 0.0) * old_factor + e * new_factor
+            for p, e in zip(self.personas, event_ev, strict=True)
+        ]
+        low = max(evidence) - EVIDENCE_SPAN
+        new["evidence"] = {
+            p: round(max(v, low), 6) for p, v in zip(self.personas, evidence, strict=True)
+        }
+        new["ts"] = now if last is None else max(now, last)
+        tokens = [f"{k}={v}" for k, v in fresh.items()]
+        visitor_tokens = [t for t, k in zip(tokens, fresh, strict=True) if k in VISITOR_FEATURES]
+        if visitor_tokens:
+            new["seen"] = [*seen, *visitor_tokens]
+        new["recent"] = [*state.get("recent", []), tokens][-RECENT_EVENTS:]
+        self._profile_add(state, new, [f"{k}={v}" for k, v in features.items()], now)
+
+    def _profile_add(
+        self, state: dict[str, Any], new: dict[str, Any], tokens: list[str], now: float
+    ) -> None:
+        """Decayed token counts, stored scaled to time ``p0`` so an event costs O(its tokens)."""
+        p0 = state.get("p0")
+        profile = dict(state.get("profile", {}))
+        if p0 is None:
+            p0 = now
+        exponent = (now - p0) / self.half_life_s
+        if exponent > PROFILE_RESCALE:
+            shrink = 0.5**exponent
+            profile = {t: w * shrink for t, w in profile.items() if w * shrink >= PROFILE_MIN}
+            p0, exponent = now, 0.0
+        gain = 2.0**exponent
+        for t in tokens:
+            profile[t] = profile.get(t, 0.0) + gain
+        new["profile"], new["p0"] = profile, p0
+
+    def profile(self, state: dict[str, Any]) -> dict[str, float]:
+        """The visitor's decayed token counts as of its last event (for discovery)."""
+        p0, ts = state.get("p0"), state.get("ts")
+        if p0 is None or ts is None:
+            return dict(state.get("profile", {}))
+        scale = 0.5 ** ((ts - p0) / self.half_life_s)
+        return {t: w * scale for t, w in state.get("profile", {}).items()}
+
     def _decay(self, last: float | None, now: float) -> float:
         if last is None or now <= last:
             return 1.0
         return float(0.5 ** ((now - last) / self.half_life_s))
 
     # -- scoring --------------------------------------------------------------------------
-    @property
-    def alpha(self) -> float:
-        return self.n_labels / (self.n_labels + self.prior_strength)
-
-    def _log_base(self) -> list[float]:
-        a = self.alpha
-        if a == 0.0:
-            return [self._uniform] * len(self.personas)
-        total = sum(self.label_counts.values()) + len(self.personas)
-        k = len(self.personas)
-        return [
-            math.log((1 - a) / k + a * (self.label_counts[p] + 1.0) / total) for p in self.personas
-        ]
-
-    def event_evidence(self, features: dict[str, str]) -> list[float]:
-        """log p(c | x) - log b(c) for one event's features, rules and model blended."""
-        rules = [lp - self._uniform for lp in self.rules.log_proba(features)]
-        a = self.alpha
-        if a == 0.0:
-            return rules
-        proba = self.model.predict_proba_one({f"{k}={v}": 1.0 for k, v in features.items()})
-        if not proba:
-            return rules
-        total = sum(proba.get(p, 0.0) + EPS for p in self.personas)
-        base = self._log_base()
-        learned = [
-            math.log((proba.get(p, 0.0) + EPS) / total) - b
-            for p, b in zip(self.personas, base, strict=True)
-        ]
-        return [(1 - a) * r + a * m for r, m in zip(rules, learned, strict=True)]
-
     def score(self, state: dict[str, Any], *, use_label: bool = True) -> dict[str, float]:
-        logits = [
-            b + state["evidence"].get(p, 0.0)
-            for p, b in zip(self.personas, self._log_base(), strict=True)
-        ]
+        """Current distribution over every persona (sums to 1) for a visitor state."""
+        evidence = state.get("evidence") or {}
+        logits = []
+        for p, b in zip(self.personas, self.evidence.log_base(), strict=True):
+            e = evidence.get(p, 0.0)
+            logits.append(b + (e if isinstance(e, float | int) and math.isfinite(e) else 0.0))
         probs = _softmax(logits)
         label = state.get("label") if use_label else None
-        if label and label["persona"] in self.label_counts:
+        if label and label.get("persona") in self.evidence.label_counts:
             w = label["weight"]
             probs = [
                 (1 - w) * q + (w if p == label["persona"] else 0.0)
@@ -184,59 +215,69 @@ class PersonaMapper:
 
     # -- learning -------------------------------------------------------------------------
     def check_persona(self, persona: str) -> None:
-        if persona not in self.label_counts:
+        if persona not in self.evidence.label_counts:
             raise UnknownPersonaError(persona, self.personas)
 
     def learn(self, state: dict[str, Any], persona: str, weight: float = 1.0) -> dict[str, Any]:
-        """Learn from a labelled visitor: predict first (progressive validation), then train."""
+        """Learn from a labelled visitor: predict first (progressive validation), then train.
+
+        ``weight`` (0, 1] scales how much the label counts towards the base rate and alpha.
+        """
         self.check_persona(persona)
+        if not (isinstance(weight, int | float) and 0.0 < weight <= 1.0):
+            raise ValueError(f"label weight must be in (0, 1], got {weight!r}")
         info = self.validation.update(self.score(state, use_label=False), persona)
-        for tokens in state.get("recent", []):
-            self.model.learn_one(dict.fromkeys(tokens, 1.0), persona)
-        self.label_counts[persona] += weight
-        self.n_labels += 1
+        self.evidence.learn(state.get("recent", []), persona, float(weight))
         return info
 
     def merge_states(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         """One person seen as two visitors: evidence adds up, the furthest phase wins."""
         ts_a, ts_b = a.get("ts"), b.get("ts")
-        now = max(t for t in (ts_a, ts_b, 0.0) if t is not None)
-        fa, fb = self._decay(ts_a, now), self._decay(ts_b, now)
-        evidence = {
-            p: round(a["evidence"].get(p, 0.0) * fa + b["evidence"].get(p, 0.0) * fb, 5)
-            for p in self.personas
-        }
-        profile = {t: w * fa for t, w in a["profile"].items()}
-        for t, w in b["profile"].items():
-            profile[t] = round(profile.get(t, 0.0) + w * fb, 4)
+        times = [t for t in (ts_a, ts_b) if t is not None]
+        now = max(times) if times else None
+        fa = self._decay(ts_a, now) if now is not None else 1.0
+        fb = self._decay(ts_b, now) if now is not None else 1.0
+        ea, eb = a.get("evidence", {}), b.get("evidence", {})
+        evidence = {p: ea.get(p, 0.0) * fa + eb.get(p, 0.0) * fb for p in self.personas}
+        low = max(evidence.values()) - EVIDENCE_SPAN
+        profile: dict[str, float] = {}
+        for s in (a, b):
+            for t, w in self.profile(s).items():
+                profile[t] = profile.get(t, 0.0) + w * self._decay(s.get("ts"), now or 0.0)
         labels = [x for x in (a.get("label"), b.get("label")) if x]
+        first, second = (a, b) if (ts_a or 0.0) <= (ts_b or 0.0) else (b, a)
+        seen = list(dict.fromkeys([*a.get("seen", []), *b.get("seen", [])]))
         return {
             "v": STATE_FORMAT,
-            "evidence": evidence,
-            "ts": now or None,
-            "phase": max(a["phase"], b["phase"], key=PHASES.index),
-            "recent": (a["recent"] + b["recent"])[-RECENT_EVENTS:],
-            "seen": sorted(set(a["seen"]) | set(b["seen"])),
+            "evidence": {p: round(max(v, low), 6) for p, v in evidence.items()},
+            "ts": now,
+            "phase": max(a.get("phase", PHASES[0]), b.get("phase", PHASES[0]), key=PHASES.index),
+            "seen": seen,
+            "recent": (first.get("recent", []) + second.get("recent", []))[-RECENT_EVENTS:],
             "profile": profile,
-            "n": a["n"] + b["n"],
+            "p0": now,
+            "n": a.get("n", 0) + b.get("n", 0),
             "label": max(labels, key=lambda x: x["weight"]) if labels else None,
         }
 
     # -- lifecycle ------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
-        return {**self.validation.summary(), "version": self.version, "alpha": self.alpha}
+        return {
+            **self.validation.summary(),
+            "version": self.version,
+            "alpha": self.alpha,
+            "labels_learned": self.n_labels,
+        }
 
     def snapshot(self) -> bytes:
+        """The learned model as bytes (pickle; only our own trainer writes the models topic)."""
         return pickle.dumps(
             {
                 "format": SNAPSHOT_FORMAT,
                 "version": self.version,
                 "personas": self.personas,
                 "half_life_s": self.half_life_s,
-                "prior_strength": self.prior_strength,
-                "model": self.model,
-                "label_counts": self.label_counts,
-                "n_labels": self.n_labels,
+                "evidence": self.evidence,
                 "validation": self.validation,
             },
             protocol=pickle.HIGHEST_PROTOCOL,
@@ -244,16 +285,18 @@ class PersonaMapper:
 
     @classmethod
     def from_snapshot(cls, data: bytes, catalog: Catalog) -> PersonaMapper:
-        """Rebuild a mapper (hot swap). Snapshots come only from our own trainer's topic."""
-        doc = pickle.loads(data)  # trusted: our own trainer writes this topic
-        if doc.get("format") != SNAPSHOT_FORMAT:
-            raise ValueError(f"unsupported snapshot format {doc.get('format')!r}")
+        """Rebuild a mapper from :meth:`snapshot` bytes (hot swap: build, then replace)."""
+        try:
+            doc = pickle.loads(data)  # trusted: our own trainer writes this topic
+        except Exception as exc:
+            raise ValueError(f"not a persona model snapshot: {exc}") from None
+        if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError("unsupported persona model snapshot format")
         if doc["personas"] != catalog.persona_ids:
             raise ValueError("snapshot was trained on a different persona catalog")
-        mapper = cls(catalog, half_life_s=doc["half_life_s"], prior_strength=doc["prior_strength"])
-        mapper.model = doc["model"]
-        mapper.label_counts = doc["label_counts"]
-        mapper.n_labels = doc["n_labels"]
+        mapper = cls(catalog, half_life_s=doc["half_life_s"])
+        mapper.evidence = doc["evidence"]
+        mapper.evidence.rules = mapper.evidence.rules.__class__(catalog)
         mapper.version = doc["version"]
         mapper.validation = doc["validation"]
         return mapper

@@ -1,8 +1,9 @@
 """Progressive validation: every label is first predicted, then learned.
 
 Keeps log loss, accuracy and expected calibration error (10 bins on the top-1
-probability) over all labels and over a recent window, and flags drift in log loss
-with river's ADWIN.
+probability) over all labels and over a recent window. Drift is flagged with river's
+ADWIN on two signals: the per-label log loss (the model got worse) and, per persona, the
+indicator "this label is persona c" (the persona mix changed).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ EPS = 1e-12
 
 
 class ProgressiveMetrics:
-    def __init__(self, window: int = 500) -> None:
+    def __init__(self, personas: list[str] | None = None, window: int = 500) -> None:
         self.n = 0
         self.log_loss_sum = 0.0
         self.correct = 0
@@ -29,11 +30,14 @@ class ProgressiveMetrics:
         self.loss_drift = drift.ADWIN(delta=0.002)
         self.drift_detected = False
         self.drifts = 0
+        self.mix_drift = {p: drift.ADWIN(delta=0.002) for p in personas or []}
+        self.mix_flags = dict.fromkeys(personas or [], False)
+        self.mix_drifts = 0
 
     def update(self, proba: dict[str, float], truth: str) -> dict[str, Any]:
         p_true = max(proba.get(truth, 0.0), EPS)
         loss = -math.log(p_true)
-        top = max(proba, key=lambda k: proba[k])
+        top = max(proba, key=proba.__getitem__)
         hit = int(top == truth)
         conf = proba[top]
         b = min(int(conf * BINS), BINS - 1)
@@ -47,7 +51,17 @@ class ProgressiveMetrics:
         self.loss_drift.update(loss)
         self.drift_detected = bool(self.loss_drift.drift_detected)
         self.drifts += int(self.drift_detected)
-        return {"log_loss": loss, "correct": bool(hit), "predicted": top, "confidence": conf}
+        for persona, detector in self.mix_drift.items():
+            detector.update(float(persona == truth))
+            self.mix_flags[persona] = bool(detector.drift_detected)
+            self.mix_drifts += int(self.mix_flags[persona])
+        return {
+            "log_loss": loss,
+            "correct": bool(hit),
+            "predicted": top,
+            "confidence": conf,
+            "drift": self.drift_detected or any(self.mix_flags.values()),
+        }
 
     def ece(self) -> float | None:
         if not self.n:
@@ -68,4 +82,6 @@ class ProgressiveMetrics:
             "recent_accuracy": sum(h for _, h in self.recent) / recent_n if recent_n else None,
             "log_loss_drift": self.drift_detected,
             "log_loss_drifts": self.drifts,
+            "persona_mix_drift": [p for p, flag in self.mix_flags.items() if flag],
+            "persona_mix_drifts": self.mix_drifts,
         }

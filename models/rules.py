@@ -54,3 +54,23 @@ def next_phase(catalog: Catalog, current: str, features: Mapping[str, str]) -> s
         if matches(rule.when, features):
             rank = target
     return PHASES[rank]
+
+
+class JourneyRules:
+    """:func:`next_phase` with the rules pre-ranked: same answers, a few µs cheaper."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._rules = [
+            (PHASES.index(r.phase), -1 if r.after is None else PHASES.index(r.after), r.when)
+            for r in catalog.journey
+        ]
+        self._features = {f for r in catalog.journey for f in r.when}
+
+    def next(self, current: str, features: Mapping[str, str]) -> str:
+        rank = PHASES.index(current) if current in PHASES else 0
+        if self._features.isdisjoint(features):
+            return PHASES[rank]
+        for target, after, when in self._rules:
+            if target > rank and rank >= after and matches(when, features):
+                rank = target
+        return PHASES[rank]

@@ -1,0 +1,111 @@
+"""Per-event evidence ``log p(c | x) - log b(c)``: catalog rules blended with a river model.
+
+* ``p_rules(c | x)``: softmax of the summed weights of the catalog linking rules that match.
+* ``p_model(c | x)``: a river ``SoftmaxRegression(AdaGrad)`` on one-hot features, learned
+  from the events of labelled visitors. It only knows personas it has seen labels for; the
+  probability mass of never-labelled personas is taken from the rules, so a persona without
+  labels is not crushed to zero.
+* blend in log space with ``alpha = n / (n + prior_strength)`` (``n`` = summed label
+  weights): ``log p(c | x) = (1 - alpha) log p_rules + alpha log p_model``. No labels: the
+  rules decide; many labels: the data decides.
+* ``b(c)``: the base rate, uniform blended with the (add-one) label frequencies by alpha.
+
+Evidence for a feature combination is cached until the next ``learn``; a scoring worker's
+mapper only changes by hot swap, so its cache stays warm (most events repeat a combination).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from river import linear_model, optim
+
+from models.catalog import Catalog
+from models.rules import RulePrior
+
+EPS = 1e-6
+CACHE_SIZE = 50_000
+FeatureKey = tuple[tuple[str, str], ...]
+
+
+class EvidenceModel:
+    def __init__(
+        self, catalog: Catalog, prior_strength: float = 100.0, learning_rate: float = 0.1
+    ) -> None:
+        self.personas = catalog.persona_ids
+        self.prior_strength = prior_strength
+        self.rules = RulePrior(catalog)
+        self.model = linear_model.SoftmaxRegression(optimizer=optim.AdaGrad(learning_rate))
+        self.label_counts = dict.fromkeys(self.personas, 0.0)
+        self.n_labels = 0
+        self._uniform = -math.log(len(self.personas))
+        self._cache: dict[FeatureKey, list[float]] = {}
+        self._base: list[float] | None = None
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        state["_cache"], state["_base"] = {}, None
+        return state
+
+    @property
+    def weight_seen(self) -> float:
+        return sum(self.label_counts.values())
+
+    @property
+    def alpha(self) -> float:
+        n = self.weight_seen
+        return n / (n + self.prior_strength)
+
+    def log_base(self) -> list[float]:
+        if self._base is None:
+            a, k = self.alpha, len(self.personas)
+            total = self.weight_seen + k
+            self._base = [
+                math.log((1 - a) / k + a * (self.label_counts[p] + 1.0) / total)
+                for p in self.personas
+            ]
+        return self._base
+
+    def evidence(self, key: FeatureKey) -> list[float]:
+        """``log p(c | x) - log b(c)`` for one event's features, as ``tuple(features.items())``."""
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        features = dict(key)
+        rules = self.rules.log_proba(features)
+        a = self.alpha
+        if a > 0.0:
+            learned = self._model_log_proba(features, rules)
+            blended = [(1 - a) * r + a * m for r, m in zip(rules, learned, strict=True)]
+        else:
+            blended = rules
+        out = [v - b for v, b in zip(blended, self.log_base(), strict=True)]
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = out
+        return out
+
+    def _model_log_proba(self, features: dict[str, str], rules: list[float]) -> list[float]:
+        proba = self.model.predict_proba_one({f"{k}={v}": 1.0 for k, v in features.items()})
+        if not proba:
+            return rules
+        pairs = zip(self.personas, rules, strict=True)
+        seen_mass = sum(math.exp(r) for p, r in pairs if p in proba)
+        out = []
+        for p, r in zip(self.personas, rules, strict=True):
+            q = proba.get(p)
+            out.append(math.log(seen_mass * q + EPS) if q is not None else r)
+        top = max(out)
+        log_z = top + math.log(sum(math.exp(v - top) for v in out))
+        return [v - log_z for v in out]
+
+    def learn(self, events: Iterable[list[str]], persona: str, weight: float = 1.0) -> None:
+        """Learn from the one-hot tokens of a labelled visitor's recent events."""
+        for tokens in events:
+            if tokens:
+                self.model.learn_one(dict.fromkeys(tokens, 1.0), persona)
+        self.label_counts[persona] += weight
+        self.n_labels += 1
+        self._cache.clear()
+        self._base = None
