@@ -2,54 +2,84 @@
 # Installs what the project needs on a bare machine; idempotent and quick when done before.
 #   - Python virtualenv .venv with the pinned packages (re-installed when pyproject.toml changes)
 #   - redis-server from Debian (only when not on PATH)
-#   - Apache Kafka 3.9.1 jars from Maven Central into .cache/kafka/libs (only when missing)
+#   - Apache Kafka 3.9.1 jars from Maven Central into .cache/kafka/libs (only when missing or
+#     when deploy/local/kafka/pom.xml changed)
+# Works from any directory. Needs root (or sudo) only for apt-get.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 log() { printf '[install] %s\n' "$*"; }
+die() { printf '[install] ERROR: %s\n' "$*" >&2; exit 1; }
+now_ms() { date +%s%3N; }
+
+# One install at a time (parallel test runs share .venv and .cache).
+mkdir -p "$ROOT/.cache"
+exec 9>"$ROOT/.cache/install.lock"
+flock -w 900 9 || die "another install.sh holds .cache/install.lock for over 15 minutes"
 
 # --- Python -------------------------------------------------------------------------------
 PY="${PYTHON:-python3}"
+command -v "$PY" >/dev/null 2>&1 || die "$PY not found (Python 3.11 is required)"
 if [ ! -x .venv/bin/python ]; then
-  log "creating .venv with $($PY --version 2>&1)"
+  log "creating .venv with $("$PY" --version 2>&1)"
   "$PY" -m venv .venv
 fi
 stamp=".venv/.pyproject.sha256"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  log "installing Python packages (pip install -e .[dev])"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ] || [ ! -x .venv/bin/persona-stream ]; then
+  log "installing Python packages (pip install -e .[dev]) ..."
+  t0=$(now_ms)
+  if ! out=$(.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1)
+  then
+    printf '%s\n' "$out" >&2
+    die "pip install -e .[dev] failed (pip's output above)"
+  fi
   echo "$want" >"$stamp"
+  log "Python packages installed in $(( ($(now_ms) - t0) / 1000 )) s"
 else
-  log "Python packages up to date"
+  log "Python packages up to date (pyproject.toml unchanged)"
 fi
 
 # --- Redis --------------------------------------------------------------------------------
-if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
-  log "installing redis-server from Debian"
-  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+if ! command -v redis-server >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "redis-server is missing and installing it needs root"
+    SUDO="sudo"
+  fi
+  log "installing redis-server from Debian (apt-get) ..."
+  $SUDO apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null \
+    || die "apt-get install redis-server failed"
 fi
-log "redis: $(redis-server --version | cut -d' ' -f3)"
+command -v redis-cli >/dev/null 2>&1 \
+  || die "redis-cli is missing (it comes with redis-tools): apt-get install -y redis-tools"
+log "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') present"
 
 # --- Kafka --------------------------------------------------------------------------------
+KAFKA_VERSION=3.9.1
+POM="$ROOT/deploy/local/kafka/pom.xml"
 LIBS="$ROOT/.cache/kafka/libs"
-if [ ! -f "$LIBS/kafka_2.13-3.9.1.jar" ] || [ ! -f "$LIBS/.complete" ]; then
-  command -v mvn >/dev/null || { echo "Maven (mvn) is required to install Kafka" >&2; exit 1; }
-  command -v java >/dev/null || { echo "Java 17 is required to run Kafka" >&2; exit 1; }
-  log "downloading Apache Kafka 3.9.1 from Maven Central into .cache/kafka/libs"
-  rm -rf "$LIBS"; mkdir -p "$LIBS"
-  start=$(date +%s)
-  if ! out=$(mvn -q -B -f deploy/local/kafka/pom.xml dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$LIBS" 2>&1); then
-    echo "$out" >&2
-    echo "[install] Maven could not fetch Kafka (error above)" >&2
-    exit 1
-  fi
-  touch "$LIBS/.complete"
-  log "Kafka jars installed in $(( $(date +%s) - start ))s ($(ls "$LIBS" | wc -l) files)"
+MARK="$LIBS/.complete"
+pom_sum="$(sha256sum "$POM" | cut -d' ' -f1)"
+if [ -f "$LIBS/kafka_2.13-$KAFKA_VERSION.jar" ] && [ -f "$MARK" ] && [ "$(cat "$MARK")" = "$pom_sum" ]
+then
+  log "Kafka $KAFKA_VERSION present in .cache/kafka/libs ($(find "$LIBS" -name '*.jar' | wc -l) jars)"
 else
-  log "Kafka 3.9.1 jars present"
+  command -v java >/dev/null 2>&1 || die "java is required to run Kafka (Java 17)"
+  command -v mvn >/dev/null 2>&1 || die "mvn (Maven) is required to install Kafka"
+  log "downloading Apache Kafka $KAFKA_VERSION from Maven Central into .cache/kafka/libs ..."
+  tmp="$LIBS.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  t0=$(now_ms)
+  if ! out=$(mvn -q -B -f "$POM" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1); then
+    rm -rf "$tmp"
+    printf '%s\n' "$out" >&2
+    die "Maven could not fetch Kafka $KAFKA_VERSION from Maven Central (Maven's error above)"
+  fi
+  [ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ] || { rm -rf "$tmp"; die "Maven finished but kafka_2.13-$KAFKA_VERSION.jar is missing"; }
+  echo "$pom_sum" >"$tmp/.complete"
+  rm -rf "$LIBS"; mv "$tmp" "$LIBS"
+  log "Kafka $KAFKA_VERSION installed in $(( ($(now_ms) - t0) / 1000 )) s ($(find "$LIBS" -name '*.jar' | wc -l) jars, $(du -sh "$LIBS" | cut -f1))"
 fi

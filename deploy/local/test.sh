@@ -6,15 +6,20 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
-started=0
+# Stop at the end only what this run started: a Kafka or Redis that was already up
+# (e.g. shared by other engineers' runs) stays up.
+started=()
 cleanup() {
-  if [ "$started" = 1 ]; then bash deploy/local/infra.sh stop || true; fi
+  local svc
+  for svc in "${started[@]}"; do bash deploy/local/"$svc".sh stop || true; done
 }
 trap cleanup EXIT
 
 bash deploy/local/install.sh
-bash deploy/local/infra.sh start
-started=1
+for svc in redis kafka; do
+  if ! bash deploy/local/"$svc".sh status >/dev/null 2>&1; then started+=("$svc"); fi
+  bash deploy/local/"$svc".sh start
+done
 
 echo "== ruff check";   .venv/bin/ruff check .
 echo "== ruff format";  .venv/bin/ruff format --check .
