@@ -72,10 +72,13 @@ else
   tmp="$LIBS.tmp.$$"
   rm -rf "$tmp"; mkdir -p "$tmp"
   t0=$(now_ms)
-  if ! out=$(mvn -q -B -f "$POM" dependency:copy-dependencies \
+  # Full plugin coordinates: with the bare `dependency:` prefix an unreachable Maven Central
+  # shows up as a misleading "No plugin found for prefix 'dependency'".
+  if ! out=$(mvn -q -B -Dstyle.color=never -f "$POM" \
+      org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies \
       -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1); then
     rm -rf "$tmp"
-    printf '%s\n' "$out" >&2
+    printf '%s\n' "$out" | sed 's/\x1b\[[0-9;]*m//g' >&2
     die "Maven could not fetch Kafka $KAFKA_VERSION from Maven Central (Maven's error above)"
   fi
   [ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ] || { rm -rf "$tmp"; die "Maven finished but kafka_2.13-$KAFKA_VERSION.jar is missing"; }
