@@ -37,12 +37,22 @@ def train(mapper: PersonaMapper, visitors: Iterable[Any]) -> int:
 def evaluate(
     predictions: Iterable[tuple[dict[str, float], str]], personas: list[str]
 ) -> dict[str, Any]:
-    """Top-1 accuracy, log loss, ECE, per-persona precision/recall and the confusion matrix."""
+    """Top-1 accuracy, log loss, ECE, per-persona precision/recall, the confusion matrix,
+    a calibration table and the separation between personas.
+
+    ``separation[a][b]`` = mean p(a) over visitors who are a, minus mean p(a) over visitors
+    who are b: near 0 means the model cannot tell b's visitors from a's.
+    """
     n = correct = 0
     loss = 0.0
     bins = [[0, 0.0, 0] for _ in range(BINS)]
     confusion = {t: dict.fromkeys(personas, 0) for t in personas}
+    mass = {t: dict.fromkeys(personas, 0.0) for t in personas}
     for proba, truth in predictions:
+        if truth not in confusion:
+            raise ValueError(f"truth {truth!r} is not a catalog persona")
+        for p in personas:
+            mass[truth][p] += proba.get(p, 0.0)
         top = max(proba, key=lambda p: proba[p])
         n += 1
         correct += top == truth
@@ -62,6 +72,23 @@ def evaluate(
             "recall": tp / actual if actual else None,
             "support": actual,
         }
+    support = {t: sum(confusion[t].values()) for t in personas}
+    mean = {t: {p: mass[t][p] / support[t] for p in personas} for t in personas if support[t]}
+    separation = {
+        a: {b: round(mean[a][a] - mean[b][a], 4) for b in personas if b != a and b in mean}
+        for a in personas
+        if a in mean
+    }
+    calibration = [
+        {
+            "bin": f"{i / BINS:.1f}-{(i + 1) / BINS:.1f}",
+            "n": b[0],
+            "confidence": b[1] / b[0],
+            "accuracy": b[2] / b[0],
+        }
+        for i, b in enumerate(bins)
+        if b[0]
+    ]
     return {
         "n": n,
         "accuracy": correct / n if n else None,
@@ -69,4 +96,6 @@ def evaluate(
         "ece": sum(abs(b[2] - b[1]) for b in bins) / n if n else None,
         "per_persona": per_persona,
         "confusion": confusion,
+        "calibration": calibration,
+        "separation": separation,
     }

@@ -227,6 +227,10 @@ class Simulator:
         for _ in range(n):
             yield self.visitor()
 
+    def events(self, n_visitors: int, concurrency: int = 50) -> Iterator[dict[str, Any]]:
+        """Same as :meth:`stream`; ground truth is in ``self.truth`` (visitor_id -> persona)."""
+        return self.stream(n_visitors, concurrency)
+
     def stream(self, n_visitors: int, concurrency: int = 50) -> Iterator[dict[str, Any]]:
         """Events of ``n_visitors`` interleaved like live traffic; each visitor's stay in order."""
         active: list[list[dict[str, Any]]] = []

@@ -1,0 +1,143 @@
+"""Discovery: online clustering of visitor profiles, and candidate new personas.
+
+Each visitor state is turned into a vector of token shares per feature group (e.g. the
+share of its page views on ``page=pricing``), so a long and a short visit with the same
+habits look alike. River's ``KMeans`` (small half-life) assigns the vector to a cluster;
+per cluster we keep exact running means of the vector and of the mapper's persona
+distribution. A cluster that holds enough visitors and whose members' mean top-persona
+probability is low (or whose mean distribution is far from any single persona) is a
+*candidate new persona*: it is reported with the tokens that distinguish it from the
+whole population (lift = share in the cluster / share overall).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from river import cluster
+
+Vector = dict[str, float]
+# Behaviour, not identity: os/browser/country would split clusters by device, not habits.
+GROUPS = frozenset({"page", "touch", "dwell"})
+
+
+def state_vector(state_or_profile: Mapping[str, Any]) -> Vector:
+    """Token shares within each feature group, from a visitor state or a raw profile."""
+    profile = state_or_profile.get("profile", state_or_profile)
+    totals: dict[str, float] = {}
+    for token, w in profile.items():
+        if not isinstance(w, int | float) or "=" not in token:
+            continue
+        group = token.split("=", 1)[0]
+        if group in GROUPS:
+            totals[group] = totals.get(group, 0.0) + float(w)
+    out: Vector = {}
+    for token, w in profile.items():
+        if not isinstance(w, int | float) or "=" not in token:
+            continue
+        total = totals.get(token.split("=", 1)[0], 0.0)  # 0 for groups left out
+        if total > 0:
+            out[token] = float(w) / total
+    return out
+
+
+class _Cluster:
+    def __init__(self) -> None:
+        self.n = 0
+        self.sums: Vector = {}
+        self.top_sum = 0.0
+        self.scored = 0
+        self.persona_sums: dict[str, float] = {}
+
+
+class PersonaDiscovery:
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        halflife: float = 0.05,
+        seed: int = 0,
+        min_share: float = 0.03,
+        explained_threshold: float = 0.5,
+        mapper: Any = None,
+    ) -> None:
+        if n_clusters < 1:
+            raise ValueError("n_clusters must be >= 1")
+        self.kmeans = cluster.KMeans(n_clusters=n_clusters, halflife=halflife, sigma=0.1, seed=seed)
+        self.min_share = min_share
+        self.explained_threshold = explained_threshold
+        self.mapper = mapper
+        self.n = 0
+        self.totals: Vector = {}
+        self.clusters: dict[int, _Cluster] = {}
+
+    def learn_one(self, x: Mapping[str, Any], personas: Mapping[str, float] | None = None) -> int:
+        """Add one visitor (a state, or a vector from :func:`state_vector`); returns its cluster.
+
+        ``personas`` is the visitor's current distribution; when omitted and the discovery
+        was given a mapper and ``x`` is a state, the mapper scores it.
+        """
+        is_state = "profile" in x
+        vector = state_vector(x) if is_state else {k: float(v) for k, v in x.items()}
+        if not vector:
+            return -1
+        if personas is None and is_state and self.mapper is not None:
+            personas = self.mapper.score(x)
+        self.kmeans.learn_one(vector)
+        c = int(self.kmeans.predict_one(vector))
+        stats = self.clusters.setdefault(c, _Cluster())
+        stats.n += 1
+        self.n += 1
+        for token, w in vector.items():
+            stats.sums[token] = stats.sums.get(token, 0.0) + w
+            self.totals[token] = self.totals.get(token, 0.0) + w
+        if personas:
+            stats.scored += 1
+            stats.top_sum += max(personas.values())
+            for p, q in personas.items():
+                stats.persona_sums[p] = stats.persona_sums.get(p, 0.0) + q
+        return c
+
+    def summary(self, top_features: int = 5) -> list[dict[str, Any]]:
+        """Every cluster: size, share, how well the catalog explains it, distinguishing tokens."""
+        out = []
+        for c, s in sorted(self.clusters.items()):
+            if not s.n:
+                continue
+            lifts = []
+            for token, total in s.sums.items():
+                share, overall = total / s.n, self.totals[token] / self.n
+                if share >= 0.1 and overall > 0:
+                    lifts.append((share / overall, share, token))
+            lifts.sort(reverse=True)
+            mean = {p: v / s.scored for p, v in s.persona_sums.items()} if s.scored else {}
+            closest = max(mean, key=mean.__getitem__) if mean else None
+            out.append(
+                {
+                    "cluster": c,
+                    "size": s.n,
+                    "share": s.n / self.n,
+                    "mean_top_probability": s.top_sum / s.scored if s.scored else None,
+                    "closest_persona": closest,
+                    "closest_persona_mean_probability": mean[closest] if closest else None,
+                    "distinguishing": [
+                        {"feature": t, "share": round(sh, 3), "lift": round(li, 2)}
+                        for li, sh, t in lifts[:top_features]
+                    ],
+                }
+            )
+        return out
+
+    def candidates(self, top_features: int = 5) -> list[dict[str, Any]]:
+        """Clusters big enough that no catalog persona explains well: candidate new personas.
+
+        Least explained first (members agree least on one catalog persona).
+        """
+        found = [
+            c
+            for c in self.summary(top_features)
+            if c["share"] >= self.min_share
+            and c["closest_persona_mean_probability"] is not None
+            and c["closest_persona_mean_probability"] < self.explained_threshold
+        ]
+        return sorted(found, key=lambda c: c["closest_persona_mean_probability"])
