@@ -17,6 +17,9 @@ COMMANDS: tuple[str, ...] = (
     "api",
     "topics",
     "simulate",
+    "catalog",
+    "personas",
+    "map_crm",
 )
 
 

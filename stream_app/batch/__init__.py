@@ -1,0 +1,1 @@
+"""Batch jobs over files: CRM reverse mapping, labelled-sample validation (I/O side)."""
