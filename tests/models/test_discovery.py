@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from models.discovery import PersonaDiscovery, state_vector
+
+
+def test_state_vector_shares_per_group() -> None:
+    v = state_vector(
+        {"profile": {"page=docs": 3.0, "page=blog": 1.0, "touch=email:open": 2.0, "os=Linux": 1}}
+    )
+    assert v == {"page=docs": 0.75, "page=blog": 0.25, "touch=email:open": 1.0}
+    assert state_vector({"profile": {}}) == {}
+    assert state_vector({"profile": {"garbage": 1.0, "page=x": "nan?"}}) == {}
+
+
+def test_rejects_no_clusters() -> None:
+    with pytest.raises(ValueError):
+        PersonaDiscovery(n_clusters=0)
+
+
+def test_empty_vector_is_ignored() -> None:
+    d = PersonaDiscovery()
+    assert d.learn_one({"profile": {}}) == -1
+    assert d.candidates() == []
+
+
+def test_unexplained_group_becomes_a_candidate() -> None:
+    rng = random.Random(3)
+    d = PersonaDiscovery(n_clusters=3, seed=1, min_share=0.1)
+    groups = {
+        "docs": ({"page=docs": 0.8, "page=api": 0.2}, {"dev": 0.9, "buyer": 0.1}),
+        "pricing": ({"page=pricing": 0.9, "page=compare": 0.1}, {"dev": 0.1, "buyer": 0.9}),
+        # a group that the catalog does not explain: the mapper hesitates between personas
+        "partner": (
+            {"page=partners": 0.7, "touch=event:attend": 0.3},
+            {"dev": 0.4, "buyer": 0.35, "exec": 0.25},
+        ),
+    }
+    for _ in range(900):
+        name = rng.choice(list(groups))
+        vector, personas = groups[name]
+        noisy = {k: max(0.0, w + rng.gauss(0, 0.05)) for k, w in vector.items()}
+        d.learn_one(noisy, personas)
+    summary = d.summary()
+    assert sum(c["size"] for c in summary) == 900
+    (candidate,) = d.candidates()
+    assert candidate["distinguishing"][0]["feature"] in {"page=partners", "touch=event:attend"}
+    assert candidate["closest_persona_mean_probability"] == pytest.approx(0.4)
