@@ -82,9 +82,9 @@ def test_out_of_order_event_counts_less(mapper: PersonaMapper) -> None:
 def test_phase_moves_forward_only(mapper: PersonaMapper) -> None:
     base = {"visitor_id": "v", "ts": "2026-11-20T10:00:00Z"}
     buy = {**base, "event_id": "b", "type": "touchpoint", "channel": "store", "action": "purchase"}
-    state, out = run(mapper, [page(SITE + "/pricing"), page(SITE + "/blog")])
+    _, out = run(mapper, [page(SITE + "/pricing"), page(SITE + "/blog")])
     assert out["phase"] == "decision"
-    state, out = run(mapper, [page(SITE + "/help"), buy, page(SITE + "/help")])
+    _, out = run(mapper, [page(SITE + "/help"), buy, page(SITE + "/help")])
     assert out["phase"] == "retention"
     _state, out = run(mapper, [page(SITE + "/help")])
     assert out["phase"] == "awareness"  # retention needs a purchase first
