@@ -58,6 +58,9 @@ REGIONS = {
 }
 
 
+_REGION_OF = {code: name for name, members in REGIONS.items() for code in members}
+
+
 @lru_cache(maxsize=8192)
 def parse_user_agent(ua: str) -> tuple[str, str, str]:
     """(device class, os family, browser family); device is desktop/mobile/tablet/bot/unknown."""
@@ -160,8 +163,7 @@ def region_of(country: str | None) -> str | None:
     """Macro region (emea/amer/apac/other) of an ISO 3166-1 alpha-2 country code."""
     if not country:
         return None
-    code = country.upper()
-    return next((name for name, members in REGIONS.items() if code in members), "other")
+    return _REGION_OF.get(country.upper(), "other")
 
 
 # Touchpoint channels that are also marketing channels; the rest count as "other".

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import pickle
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -120,7 +121,7 @@ class PersonaMapper:
                 new["label"] = {"persona": persona, "weight": min(max(weight, 0.0), 1.0)}
         else:
             self._fold(state, new, features, last, now)
-        personas = self.score(new)
+        personas = self._distribution(new["evidence"], new.get("label"))
         top = max(personas, key=personas.__getitem__)
         out = {
             "personas": personas,
@@ -139,8 +140,9 @@ class PersonaMapper:
         now: float,
     ) -> None:
         seen = state.get("seen", [])
+        tokens = {k: f"{k}={v}" for k, v in features.items()}
         fresh = {
-            k: v for k, v in features.items() if k not in VISITOR_FEATURES or f"{k}={v}" not in seen
+            k: v for k, v in features.items() if k not in VISITOR_FEATURES or tokens[k] not in seen
         }
         # Decay old evidence to `now`; an out-of-order (older) event is discounted instead.
         old_factor = self._decay(last, now)
@@ -153,18 +155,17 @@ class PersonaMapper:
         ]
         low = max(evidence) - EVIDENCE_SPAN
         new["evidence"] = {
-            p: round(max(v, low), 6) for p, v in zip(self.personas, evidence, strict=True)
+            p: (v if v > low else low) for p, v in zip(self.personas, evidence, strict=True)
         }
         new["ts"] = now if last is None else max(now, last)
-        tokens = [f"{k}={v}" for k, v in fresh.items()]
-        visitor_tokens = [t for t, k in zip(tokens, fresh, strict=True) if k in VISITOR_FEATURES]
+        visitor_tokens = [tokens[k] for k in fresh if k in VISITOR_FEATURES]
         if visitor_tokens:
             new["seen"] = [*seen, *visitor_tokens]
-        new["recent"] = [*state.get("recent", []), tokens][-RECENT_EVENTS:]
-        self._profile_add(state, new, [f"{k}={v}" for k, v in features.items()], now)
+        new["recent"] = [*state.get("recent", []), [tokens[k] for k in fresh]][-RECENT_EVENTS:]
+        self._profile_add(state, new, tokens.values(), now)
 
     def _profile_add(
-        self, state: dict[str, Any], new: dict[str, Any], tokens: list[str], now: float
+        self, state: dict[str, Any], new: dict[str, Any], tokens: Iterable[str], now: float
     ) -> None:
         """Decayed token counts, stored scaled to time ``p0`` so an event costs O(its tokens)."""
         p0 = state.get("p0")
@@ -197,21 +198,33 @@ class PersonaMapper:
     # -- scoring --------------------------------------------------------------------------
     def score(self, state: dict[str, Any], *, use_label: bool = True) -> dict[str, float]:
         """Current distribution over every persona (sums to 1) for a visitor state."""
-        evidence = state.get("evidence") or {}
-        logits = []
-        for p, b in zip(self.personas, self.evidence.log_base(), strict=True):
-            e = evidence.get(p, 0.0)
-            logits.append(b + (e if isinstance(e, float | int) and math.isfinite(e) else 0.0))
-        probs = _softmax(logits)
+        raw = state.get("evidence")
+        raw = raw if isinstance(raw, dict) else {}
+        evidence = {}
+        for p in self.personas:
+            e = raw.get(p, 0.0)
+            evidence[p] = float(e) if isinstance(e, float | int) and math.isfinite(e) else 0.0
         label = state.get("label") if use_label else None
+        return self._distribution(evidence, label if isinstance(label, dict) else None)
+
+    def _distribution(
+        self, evidence: dict[str, float], label: dict[str, Any] | None
+    ) -> dict[str, float]:
+        logits = [
+            b + evidence.get(p, 0.0)
+            for p, b in zip(self.personas, self.evidence.log_base(), strict=True)
+        ]
+        probs = _softmax(logits)
         if label and label.get("persona") in self.evidence.label_counts:
-            w = label["weight"]
+            w = label.get("weight", 1.0)
+            w = min(max(float(w), 0.0), 1.0) if isinstance(w, float | int) else 1.0
             probs = [
                 (1 - w) * q + (w if p == label["persona"] else 0.0)
                 for p, q in zip(self.personas, probs, strict=True)
             ]
-        total = sum(probs)
-        return {p: q / total for p, q in zip(self.personas, probs, strict=True)}
+            total = sum(probs)
+            probs = [q / total for q in probs]
+        return dict(zip(self.personas, probs, strict=True))
 
     # -- learning -------------------------------------------------------------------------
     def check_persona(self, persona: str) -> None:

@@ -57,20 +57,23 @@ def next_phase(catalog: Catalog, current: str, features: Mapping[str, str]) -> s
 
 
 class JourneyRules:
-    """:func:`next_phase` with the rules pre-ranked: same answers, a few µs cheaper."""
+    """:func:`next_phase` with the rules indexed by their first condition: same answers."""
 
     def __init__(self, catalog: Catalog) -> None:
-        self._rules = [
-            (PHASES.index(r.phase), -1 if r.after is None else PHASES.index(r.after), r.when)
-            for r in catalog.journey
-        ]
-        self._features = {f for r in catalog.journey for f in r.when}
+        self._by_item: dict[tuple[str, str], list[tuple[int, int, int, Condition]]] = {}
+        for order, r in enumerate(catalog.journey):
+            target = PHASES.index(r.phase)
+            after = -1 if r.after is None else PHASES.index(r.after)
+            first = next(iter(r.when))
+            for value in r.when[first]:
+                self._by_item.setdefault((first, value), []).append((order, target, after, r.when))
 
     def next(self, current: str, features: Mapping[str, str]) -> str:
         rank = PHASES.index(current) if current in PHASES else 0
-        if self._features.isdisjoint(features):
-            return PHASES[rank]
-        for target, after, when in self._rules:
-            if target > rank and rank >= after and matches(when, features):
+        candidates = [rule for item in features.items() for rule in self._by_item.get(item, ())]
+        if len(candidates) > 1:
+            candidates.sort(key=lambda rule: rule[0])
+        for _, target, after, when in candidates:
+            if target > rank and rank >= after and (len(when) == 1 or matches(when, features)):
                 rank = target
         return PHASES[rank]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def mapper(catalog: Catalog) -> PersonaMapper:
     return PersonaMapper(catalog, half_life_s=604800.0)
 
 
-def page(url: str, ts: str = "2026-11-20T10:00:00Z", **extra: object) -> dict[str, object]:
+def page(url: str, ts: str = "2026-11-20T10:00:00Z", **extra: Any) -> dict[str, Any]:
     return {
         "event_id": f"e-{url}-{ts}",
         "type": "page_view",

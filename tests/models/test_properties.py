@@ -9,11 +9,13 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from models.catalog import Catalog
+from models.catalog import PHASES, Catalog
 from models.mapper import PersonaMapper
+from models.rules import JourneyRules, next_phase
 from tests.models.conftest import SAMPLE
 
 CATALOG = Catalog.load(SAMPLE)
+JOURNEY = JourneyRules(CATALOG)
 PATHS = ["/", "/docs/x", "/pricing", "/blog/a", "/help", "/account", "/nope", "/customers"]
 MAPPER = PersonaMapper(CATALOG, half_life_s=3600.0)
 TRAINED = PersonaMapper(CATALOG, half_life_s=3600.0)
@@ -90,3 +92,18 @@ def test_probabilities_are_a_distribution(seq: list[dict[str, Any]], trained: bo
         _check(out["personas"])
         _check(mapper.score(state))
     _check(mapper.score(mapper.merge_states(state, state)))
+
+
+feature_maps = st.dictionaries(
+    st.sampled_from(["page", "touch", "action", "channel", "device"]),
+    st.sampled_from(
+        ["docs", "pricing", "help", "signup", "webinar:attend", "form:submit", "purchase", "x"]
+    ),
+)
+
+
+@given(st.sampled_from(PHASES), feature_maps)
+def test_indexed_journey_rules_agree_with_next_phase(
+    current: str, features: dict[str, str]
+) -> None:
+    assert JOURNEY.next(current, features) == next_phase(CATALOG, current, features)
