@@ -66,8 +66,9 @@ def to_http(events: Iterable[dict[str, Any]], url: str, rate: float = 0, batch: 
 
 
 def to_kafka(events: Iterable[dict[str, Any]], settings: Settings, rate: float = 0) -> int:
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    from kafka import KafkaProducer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # kafka-python on 3.11+
+        from kafka import KafkaProducer
 
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,

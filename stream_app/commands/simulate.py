@@ -38,6 +38,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.simulator import Simulator
     from stream_app import simulate_sinks
 
+    if args.visitors < 0 or args.events_per_visitor < 1 or args.rate < 0:
+        sys.stderr.write("--visitors and --rate must be >= 0, --events-per-visitor >= 1\n")
+        return 2
+    if not 0.0 <= args.labelled_fraction <= 1.0:
+        sys.stderr.write("--labelled-fraction must be between 0 and 1\n")
+        return 2
     catalog = Catalog.load(args.catalog or settings.catalog_path)
     sim = Simulator(
         catalog,
