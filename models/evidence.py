@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from river import linear_model, optim
 
 from models.catalog import Catalog
 from models.rules import RulePrior
+from models.snapshot import SnapshotError, dump_softmax, load_softmax
 
 EPS = 1e-6
 CACHE_SIZE = 50_000
@@ -35,6 +37,7 @@ class EvidenceModel:
     ) -> None:
         self.personas = catalog.persona_ids
         self.prior_strength = prior_strength
+        self.learning_rate = learning_rate
         self.rules = RulePrior(catalog)
         self.model = linear_model.SoftmaxRegression(optimizer=optim.AdaGrad(learning_rate))
         self.label_counts = dict.fromkeys(self.personas, 0.0)
@@ -43,10 +46,34 @@ class EvidenceModel:
         self._cache: dict[FeatureKey, list[float]] = {}
         self._base: list[float] | None = None
 
-    def __getstate__(self) -> dict[str, object]:
-        state = dict(self.__dict__)
-        state["_cache"], state["_base"] = {}, None
-        return state
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prior_strength": self.prior_strength,
+            "learning_rate": self.learning_rate,
+            "label_counts": self.label_counts,
+            "n_labels": self.n_labels,
+            "model": dump_softmax(self.model),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any, catalog: Catalog) -> EvidenceModel:
+        if not isinstance(doc, dict):
+            raise SnapshotError("evidence must be an object")
+        try:
+            out = cls(catalog, float(doc["prior_strength"]), float(doc["learning_rate"]))
+            counts = doc["label_counts"]
+            if not isinstance(counts, dict) or set(counts) != set(out.personas):
+                raise SnapshotError("label_counts must cover exactly the catalog personas")
+            out.label_counts = {p: float(counts[p]) for p in out.personas}
+            out.n_labels = int(doc["n_labels"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"bad evidence model in snapshot: {exc}") from None
+        if not (out.prior_strength > 0 and out.learning_rate > 0 and out.n_labels >= 0):
+            raise SnapshotError("bad evidence model in snapshot: non-positive parameter")
+        if any(not (math.isfinite(v) and v >= 0) for v in out.label_counts.values()):
+            raise SnapshotError("bad evidence model in snapshot: label counts")
+        out.model = load_softmax(doc.get("model"), out.learning_rate, out.personas)
+        return out
 
     @property
     def weight_seen(self) -> float:

@@ -19,11 +19,11 @@ State is a JSON-serialisable dict (str/int/float/list/dict/None); the mapper is 
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from models import snapshot
 from models.catalog import PHASES, Catalog
 from models.enrich import enrich
 from models.errors import UnknownPersonaError
@@ -32,7 +32,7 @@ from models.metrics import ProgressiveMetrics
 from models.rules import JourneyRules
 
 STATE_FORMAT = 2
-SNAPSHOT_FORMAT = 2
+SNAPSHOT_FORMAT = 3
 RECENT_EVENTS = 20
 VISITOR_FEATURES = frozenset({"device", "os", "browser", "country", "region", "hour", "day"})
 NO_EVIDENCE_TYPES = frozenset({"label"})  # the answer itself is not evidence
@@ -67,6 +67,8 @@ class PersonaMapper:
     ) -> None:
         if not half_life_s > 0:
             raise ValueError("half_life_s must be > 0")
+        if not (prior_strength > 0 and learning_rate > 0):
+            raise ValueError("prior_strength and learning_rate must be > 0")
         self.catalog = catalog
         self.personas = catalog.persona_ids
         self.half_life_s = float(half_life_s)
@@ -283,33 +285,37 @@ class PersonaMapper:
         }
 
     def snapshot(self) -> bytes:
-        """The learned model as bytes (pickle; only our own trainer writes the models topic)."""
-        return pickle.dumps(
+        """The learned model as bytes: compressed JSON (see ``models.snapshot``), never code."""
+        return snapshot.encode(
             {
                 "format": SNAPSHOT_FORMAT,
                 "version": self.version,
                 "personas": self.personas,
                 "half_life_s": self.half_life_s,
-                "evidence": self.evidence,
-                "validation": self.validation,
-            },
-            protocol=pickle.HIGHEST_PROTOCOL,
+                "evidence": self.evidence.to_dict(),
+                "validation": self.validation.to_dict(),
+            }
         )
 
     @classmethod
     def from_snapshot(cls, data: bytes, catalog: Catalog) -> PersonaMapper:
-        """Rebuild a mapper from :meth:`snapshot` bytes (hot swap: build, then replace)."""
-        try:
-            doc = pickle.loads(data)  # trusted: our own trainer writes this topic
-        except Exception as exc:
-            raise ValueError(f"not a persona model snapshot: {exc}") from None
-        if not isinstance(doc, dict) or doc.get("format") != SNAPSHOT_FORMAT:
-            raise ValueError("unsupported persona model snapshot format")
-        if doc["personas"] != catalog.persona_ids:
-            raise ValueError("snapshot was trained on a different persona catalog")
-        mapper = cls(catalog, half_life_s=doc["half_life_s"])
-        mapper.evidence = doc["evidence"]
-        mapper.evidence.rules = mapper.evidence.rules.__class__(catalog)
-        mapper.version = doc["version"]
-        mapper.validation = doc["validation"]
+        """Rebuild a mapper from :meth:`snapshot` bytes (hot swap: build, then replace).
+
+        Raises ``ValueError`` (``models.snapshot.SnapshotError``) for anything else, including
+        a snapshot trained on a different persona catalog.
+        """
+        doc = snapshot.decode(data)
+        if doc.get("format") != SNAPSHOT_FORMAT:
+            raise snapshot.SnapshotError(f"unsupported snapshot format {doc.get('format')!r}")
+        if doc.get("personas") != catalog.persona_ids:
+            raise snapshot.SnapshotError("snapshot was trained on a different persona catalog")
+        version, half_life = doc.get("version"), doc.get("half_life_s")
+        if not isinstance(version, int) or version < 0:
+            raise snapshot.SnapshotError("snapshot version must be an integer >= 0")
+        if not isinstance(half_life, int | float) or not half_life > 0:
+            raise snapshot.SnapshotError("snapshot half_life_s must be > 0")
+        mapper = cls(catalog, half_life_s=float(half_life))
+        mapper.evidence = EvidenceModel.from_dict(doc.get("evidence"), catalog)
+        mapper.validation = ProgressiveMetrics.from_dict(doc.get("validation"), mapper.personas)
+        mapper.version = version
         return mapper

@@ -34,6 +34,33 @@ class ProgressiveMetrics:
         self.mix_flags = dict.fromkeys(personas or [], False)
         self.mix_drifts = 0
 
+    COUNTERS = ("n", "log_loss_sum", "correct", "bin_count", "bin_conf", "bin_hits", "drifts")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Counters as JSON data (ADWIN windows are not kept: they restart after a restore)."""
+        return {
+            **{k: getattr(self, k) for k in self.COUNTERS},
+            "mix_drifts": self.mix_drifts,
+            "recent": [list(x) for x in self.recent],
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any, personas: list[str]) -> ProgressiveMetrics:
+        m = cls(personas)
+        try:
+            m.n, m.correct, m.drifts = int(doc["n"]), int(doc["correct"]), int(doc["drifts"])
+            m.mix_drifts = int(doc["mix_drifts"])
+            m.log_loss_sum = float(doc["log_loss_sum"])
+            m.bin_count = [int(x) for x in doc["bin_count"]][:BINS]
+            m.bin_conf = [float(x) for x in doc["bin_conf"]][:BINS]
+            m.bin_hits = [int(x) for x in doc["bin_hits"]][:BINS]
+            m.recent.extend((float(loss), int(hit)) for loss, hit in doc["recent"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad validation counters in snapshot: {exc!r}") from None
+        if not (len(m.bin_count) == len(m.bin_conf) == len(m.bin_hits) == BINS):
+            raise ValueError("bad validation counters in snapshot: calibration bins")
+        return m
+
     def update(self, proba: dict[str, float], truth: str) -> dict[str, Any]:
         p_true = max(proba.get(truth, 0.0), EPS)
         loss = -math.log(p_true)
