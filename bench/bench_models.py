@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
-import pickle
 import resource
 import statistics
 import sys
@@ -117,10 +117,11 @@ def bench_snapshot(mapper: PersonaMapper, catalog: Catalog) -> None:
     t = time.perf_counter()
     PersonaMapper.from_snapshot(data, catalog)
     t_load = time.perf_counter() - t
-    model_only = len(pickle.dumps(mapper.evidence.model, protocol=pickle.HIGHEST_PROTOCOL))
+    model_json = len(json.dumps(mapper.evidence.to_dict()["model"]))
     print(
         f"\n## snapshot after {mapper.n_labels} labels: {len(data):,} bytes "
-        f"(river model alone {model_only:,} bytes); snapshot {t_dump * 1000:.1f} ms, "
+        f"(river weights + AdaGrad state as raw JSON {model_json:,} bytes); "
+        f"snapshot {t_dump * 1000:.1f} ms, "
         f"restore {t_load * 1000:.1f} ms"
     )
 

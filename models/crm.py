@@ -94,9 +94,7 @@ def row_events(row: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 def map_row(mapper: PersonaMapper, row: dict[str, Any]) -> dict[str, Any]:
     """``{"id", "top_persona", "probability", "phase", "personas": {...}}`` for one row."""
     cid, events = row_events(row)
-    state = mapper.new_state()
-    for event in events:
-        state, _ = mapper.observe(state, event)
+    state = mapper.observe_many(mapper.new_state(), events)
     personas = mapper.score(state)
     top = max(personas, key=personas.__getitem__)
     return {

@@ -13,11 +13,7 @@ BINS = 10
 
 def replay(mapper: PersonaMapper, events: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """A visitor's state after its events (label events left out: they would leak the answer)."""
-    state = mapper.new_state()
-    for event in events:
-        if event["type"] != "label":
-            state, _ = mapper.observe(state, event)
-    return state
+    return mapper.observe_many(mapper.new_state(), (e for e in events if e["type"] != "label"))
 
 
 def train(mapper: PersonaMapper, visitors: Iterable[Any]) -> int:

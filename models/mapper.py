@@ -108,6 +108,27 @@ class PersonaMapper:
         The input state is not modified. An event without a usable ``ts`` is taken to
         happen at the visitor's last event time.
         """
+        new, features = self._step(state, event)
+        personas = self._distribution(new["evidence"], new.get("label"))
+        top = max(personas, key=personas.__getitem__)
+        return new, {
+            "personas": personas,
+            "top": {"persona": top, "probability": personas[top]},
+            "phase": new["phase"],
+            "features": features,
+        }
+
+    def observe_many(
+        self, state: dict[str, Any], events: Iterable[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Fold several events into a state: repeated :meth:`observe` without the scores."""
+        for event in events:
+            state, _ = self._step(state, event)
+        return state
+
+    def _step(
+        self, state: dict[str, Any], event: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
         features = enrich(event, self.catalog)
         new = dict(state)
         last = state.get("ts")
@@ -123,15 +144,7 @@ class PersonaMapper:
                 new["label"] = {"persona": persona, "weight": min(max(weight, 0.0), 1.0)}
         else:
             self._fold(state, new, features, last, now)
-        personas = self._distribution(new["evidence"], new.get("label"))
-        top = max(personas, key=personas.__getitem__)
-        out = {
-            "personas": personas,
-            "top": {"persona": top, "probability": personas[top]},
-            "phase": new["phase"],
-            "features": features,
-        }
-        return new, out
+        return new, features
 
     def _fold(
         self,

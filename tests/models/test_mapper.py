@@ -220,3 +220,12 @@ def test_restored_mapper_keeps_learning_identically(
         m.learn(states[2], "executive_sponsor")
     for state in states:
         assert clone.score(state) == pytest.approx(mapper.score(state), abs=1e-12)
+
+
+def test_observe_many_equals_repeated_observe(mapper: PersonaMapper) -> None:
+    events = [
+        page(SITE + p, ts=f"2026-11-20T10:0{i}:00Z")
+        for i, p in enumerate(["/", "/docs", "/pricing"])
+    ]
+    state, _ = run(mapper, events)
+    assert mapper.observe_many(mapper.new_state(), events) == state
