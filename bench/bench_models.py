@@ -183,6 +183,48 @@ def bench_crm(catalog: Catalog, rows: int, seed: int) -> None:
         )
 
 
+def bench_discovery(catalog: Catalog, seed: int, hidden: str = "loyal_customer") -> None:
+    """Hide one persona from the catalog; does discovery flag a cluster made of it?"""
+    import yaml
+
+    from models.discovery import PersonaDiscovery
+
+    doc = yaml.safe_load(CATALOG.read_text())
+    doc["personas"] = [p for p in doc["personas"] if p["id"] != hidden]
+    doc["linking_rules"] = [r for r in doc["linking_rules"] if r["persona"] != hidden]
+    small = Catalog.from_dict(doc)
+    mapper = PersonaMapper(small)
+    disc = PersonaDiscovery(mapper=mapper)
+    members: dict[int, dict[str, int]] = {}
+    t = time.perf_counter()
+    n = 0
+    for v in Simulator(catalog, seed=seed + 5, labelled_fraction=0.0).visitors(4000):
+        c = disc.learn_one(replay(mapper, v.events))
+        n += c >= 0
+        if c >= 0:
+            members.setdefault(c, {}).setdefault(v.persona, 0)
+            members[c][v.persona] += 1
+    elapsed = time.perf_counter() - t
+    print(
+        f"\n## discovery with {hidden!r} hidden from the catalog ({n} visitors with >= 5 events, "
+        f"{elapsed / max(n, 1) * 1e6:.0f} µs per visitor incl. replay)"
+    )
+    print(
+        f"{'cluster':>7}{'size':>6}{'closest':>20}{'p':>6}{'uncov':>6}  {'hidden share':>12}  "
+        "candidate  top features"
+    )
+    flagged = {c["cluster"] for c in disc.candidates()}
+    for c in disc.summary(3):
+        share = members[c["cluster"]].get(hidden, 0) / c["size"]
+        feats = ", ".join(f["feature"] for f in c["distinguishing"])
+        print(
+            f"{c['cluster']:>7}{c['size']:>6}{c['closest_persona']:>20}"
+            f"{c['closest_persona_mean_probability']:>6.2f}{c['uncovered_share']:>6.2f}"
+            f"  {share:>12.2f}  "
+            f"{'yes' if c['cluster'] in flagged else '':>9}  {feats}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=1)
@@ -196,6 +238,7 @@ def main() -> None:
     bench_latency(catalog, args.seed)
     mapper = bench_learning(catalog, args.seed)
     bench_snapshot(mapper, catalog)
+    bench_discovery(catalog, args.seed)
     bench_crm(catalog, args.crm_rows, args.seed)
 
 

@@ -47,6 +47,7 @@ class _Cluster:
         self.n = 0
         self.sums: Vector = {}
         self.top_sum = 0.0
+        self.uncovered_sum = 0.0
         self.scored = 0
         self.persona_sums: dict[str, float] = {}
 
@@ -60,6 +61,7 @@ class PersonaDiscovery:
         min_share: float = 0.03,
         explained_threshold: float = 0.5,
         mapper: Any = None,
+        min_events: int = 5,
     ) -> None:
         if n_clusters < 1:
             raise ValueError("n_clusters must be >= 1")
@@ -67,22 +69,41 @@ class PersonaDiscovery:
         self.min_share = min_share
         self.explained_threshold = explained_threshold
         self.mapper = mapper
+        self.min_events = min_events
+        catalog = getattr(mapper, "catalog", None)
+        self.covered: set[str] | None = (
+            {f"{f}={v}" for r in catalog.linking_rules for f, vs in r.when.items() for v in vs}
+            if catalog is not None
+            else None
+        )
         self.n = 0
+        self._vocab: set[str] = set()
         self.totals: Vector = {}
         self.clusters: dict[int, _Cluster] = {}
 
     def learn_one(self, x: Mapping[str, Any], personas: Mapping[str, float] | None = None) -> int:
         """Add one visitor (a state, or a vector from :func:`state_vector`); returns its cluster.
 
+        States with fewer than ``min_events`` events are skipped (returns -1): their shares
+        are too noisy to cluster.
+
         ``personas`` is the visitor's current distribution; when omitted and the discovery
         was given a mapper and ``x`` is a state, the mapper scores it.
         """
         is_state = "profile" in x
+        if is_state and isinstance(x.get("n"), int) and x["n"] < self.min_events:
+            return -1  # too few events for a stable profile
         vector = state_vector(x) if is_state else {k: float(v) for k, v in x.items()}
         if not vector:
             return -1
         if personas is None and is_state and self.mapper is not None:
             personas = self.mapper.score(x)
+        # River initialises a center coordinate on first access, in set-iteration (hash)
+        # order; touching new tokens in sorted order first makes runs reproducible.
+        for token in sorted(t for t in vector if t not in self._vocab):
+            for center in self.kmeans.centers.values():
+                center[token]
+            self._vocab.add(token)
         self.kmeans.learn_one(vector)
         c = int(self.kmeans.predict_one(vector))
         stats = self.clusters.setdefault(c, _Cluster())
@@ -91,12 +112,24 @@ class PersonaDiscovery:
         for token, w in vector.items():
             stats.sums[token] = stats.sums.get(token, 0.0) + w
             self.totals[token] = self.totals.get(token, 0.0) + w
+        if self.covered is not None:
+            stats.uncovered_sum += self._uncovered(vector)
         if personas:
             stats.scored += 1
             stats.top_sum += max(personas.values())
             for p, q in personas.items():
                 stats.persona_sums[p] = stats.persona_sums.get(p, 0.0) + q
         return c
+
+    def _uncovered(self, vector: Vector) -> float:
+        """Share of the behaviour that no catalog linking rule mentions (mean over groups)."""
+        covered = self.covered or set()
+        groups: dict[str, float] = {}
+        for token, w in vector.items():
+            group = token.split("=", 1)[0]
+            if group != "dwell":
+                groups[group] = groups.get(group, 0.0) + (0.0 if token in covered else w)
+        return sum(groups.values()) / len(groups) if groups else 0.0
 
     def summary(self, top_features: int = 5) -> list[dict[str, Any]]:
         """Every cluster: size, share, how well the catalog explains it, distinguishing tokens."""
@@ -120,6 +153,7 @@ class PersonaDiscovery:
                     "mean_top_probability": s.top_sum / s.scored if s.scored else None,
                     "closest_persona": closest,
                     "closest_persona_mean_probability": mean[closest] if closest else None,
+                    "uncovered_share": s.uncovered_sum / s.n if self.covered is not None else None,
                     "distinguishing": [
                         {"feature": t, "share": round(sh, 3), "lift": round(li, 2)}
                         for li, sh, t in lifts[:top_features]

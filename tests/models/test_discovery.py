@@ -5,6 +5,7 @@ import random
 import pytest
 
 from models.discovery import PersonaDiscovery, state_vector
+from models.mapper import PersonaMapper
 
 
 def test_state_vector_shares_per_group() -> None:
@@ -49,3 +50,15 @@ def test_unexplained_group_becomes_a_candidate() -> None:
     (candidate,) = d.candidates()
     assert candidate["distinguishing"][0]["feature"] in {"page=partners", "touch=event:attend"}
     assert candidate["closest_persona_mean_probability"] == pytest.approx(0.4)
+
+
+def test_short_visits_are_skipped(mapper: PersonaMapper) -> None:
+    d = PersonaDiscovery(mapper=mapper, min_events=3)
+    event = {"type": "page_view", "url": "https://a.example/docs", "ts": "2026-11-20T10:00:00Z"}
+    state, _ = mapper.observe(mapper.new_state(), event)
+    assert d.learn_one(state) == -1
+    state = mapper.observe_many(state, [event, event])
+    assert d.learn_one(state) >= 0
+    (cluster,) = d.summary()
+    assert cluster["closest_persona"] == "tech_evaluator"
+    assert cluster["distinguishing"][0]["feature"] == "page=docs"
