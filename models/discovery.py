@@ -7,7 +7,10 @@ per cluster we keep exact running means of the vector and of the mapper's person
 distribution. A cluster that holds enough visitors and whose members' mean top-persona
 probability is low (or whose mean distribution is far from any single persona) is a
 *candidate new persona*: it is reported with the tokens that distinguish it from the
-whole population (lift = share in the cluster / share overall).
+whole population (lift = share in the cluster / share overall) and, when the catalog is
+known, the share of its behaviour that no linking rule mentions (``uncovered_share``).
+Centers are seeded farthest-first from the data, and new tokens are initialised in sorted
+order, so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ class PersonaDiscovery:
         explained_threshold: float = 0.5,
         mapper: Any = None,
         min_events: int = 5,
+        seed_distance: float = 0.5,
     ) -> None:
         if n_clusters < 1:
             raise ValueError("n_clusters must be >= 1")
@@ -78,6 +82,8 @@ class PersonaDiscovery:
         )
         self.n = 0
         self._vocab: set[str] = set()
+        self._seeded = 0
+        self.seed_distance = seed_distance
         self.totals: Vector = {}
         self.clusters: dict[int, _Cluster] = {}
 
@@ -104,6 +110,7 @@ class PersonaDiscovery:
             for center in self.kmeans.centers.values():
                 center[token]
             self._vocab.add(token)
+        self._seed_center(vector)
         self.kmeans.learn_one(vector)
         c = int(self.kmeans.predict_one(vector))
         stats = self.clusters.setdefault(c, _Cluster())
@@ -120,6 +127,27 @@ class PersonaDiscovery:
             for p, q in personas.items():
                 stats.persona_sums[p] = stats.persona_sums.get(p, 0.0) + q
         return c
+
+    def _seed_center(self, vector: Vector) -> None:
+        """Start the next unused center at a visitor far from every used one (farthest-first).
+
+        River draws centers at random; with sparse share vectors two groups can then share a
+        center for a long time. Seeding from the data avoids that.
+        """
+        if self._seeded >= self.kmeans.n_clusters:
+            return
+        centers = self.kmeans.centers
+        distances = [
+            sum((centers[i][k] - vector.get(k, 0.0)) ** 2 for k in sorted({*centers[i], *vector}))
+            for i in range(self._seeded)
+        ]
+        if distances and min(distances) < self.seed_distance:
+            return
+        center = centers[self._seeded]
+        for k in center:
+            center[k] = 0.0
+        center.update(vector)
+        self._seeded += 1
 
     def _uncovered(self, vector: Vector) -> float:
         """Share of the behaviour that no catalog linking rule mentions (mean over groups)."""
@@ -165,7 +193,8 @@ class PersonaDiscovery:
     def candidates(self, top_features: int = 5) -> list[dict[str, Any]]:
         """Clusters big enough that no catalog persona explains well: candidate new personas.
 
-        Least explained first (members agree least on one catalog persona).
+        Ordered by ``uncovered_share`` (behaviour no linking rule mentions) when the
+        discovery knows the catalog, else by how little members agree on one persona.
         """
         found = [
             c
@@ -174,4 +203,7 @@ class PersonaDiscovery:
             and c["closest_persona_mean_probability"] is not None
             and c["closest_persona_mean_probability"] < self.explained_threshold
         ]
-        return sorted(found, key=lambda c: c["closest_persona_mean_probability"])
+        return sorted(
+            found,
+            key=lambda c: (-(c["uncovered_share"] or 0.0), c["closest_persona_mean_probability"]),
+        )
