@@ -133,7 +133,7 @@ class PersonaMapper:
         new = dict(state)
         last = state.get("ts")
         now = _ts_seconds(event.get("ts"))
-        now = now if now is not None else (last if last is not None else 0.0)
+        now = now if now is not None else last  # no usable ts: at the last event's time
         new["n"] = state.get("n", 0) + 1
         new["phase"] = self.journey.next(state.get("phase", PHASES[0]), features)
         if event.get("type") == "label":
@@ -152,7 +152,7 @@ class PersonaMapper:
         new: dict[str, Any],
         features: dict[str, str],
         last: float | None,
-        now: float,
+        now: float | None,
     ) -> None:
         seen = state.get("seen", [])
         tokens = {k: f"{k}={v}" for k, v in features.items()}
@@ -161,7 +161,7 @@ class PersonaMapper:
         }
         # Decay old evidence to `now`; an out-of-order (older) event is discounted instead.
         old_factor = self._decay(last, now)
-        new_factor = self._decay(now, last) if last is not None else 1.0
+        new_factor = self._decay(now, last)
         old = state.get("evidence", {})
         event_ev = self.evidence.evidence(tuple(fresh.items()))
         evidence = [
@@ -172,7 +172,7 @@ class PersonaMapper:
         new["evidence"] = {
             p: (v if v > low else low) for p, v in zip(self.personas, evidence, strict=True)
         }
-        new["ts"] = now if last is None else max(now, last)
+        new["ts"] = last if now is None else now if last is None else max(now, last)
         visitor_tokens = [tokens[k] for k in fresh if k in VISITOR_FEATURES]
         if visitor_tokens:
             new["seen"] = [*seen, *visitor_tokens]
@@ -180,14 +180,18 @@ class PersonaMapper:
         self._profile_add(state, new, tokens.values(), now)
 
     def _profile_add(
-        self, state: dict[str, Any], new: dict[str, Any], tokens: Iterable[str], now: float
+        self,
+        state: dict[str, Any],
+        new: dict[str, Any],
+        tokens: Iterable[str],
+        now: float | None,
     ) -> None:
         """Decayed token counts, stored scaled to time ``p0`` so an event costs O(its tokens)."""
         p0 = state.get("p0")
         profile = dict(state.get("profile", {}))
         if p0 is None:
             p0 = now
-        exponent = (now - p0) / self.half_life_s
+        exponent = (now - p0) / self.half_life_s if now is not None and p0 is not None else 0.0
         if exponent > PROFILE_RESCALE:
             shrink = 0.5**exponent
             profile = {t: w * shrink for t, w in profile.items() if w * shrink >= PROFILE_MIN}
@@ -205,8 +209,8 @@ class PersonaMapper:
         scale = 0.5 ** ((ts - p0) / self.half_life_s)
         return {t: w * scale for t, w in state.get("profile", {}).items()}
 
-    def _decay(self, last: float | None, now: float) -> float:
-        if last is None or now <= last:
+    def _decay(self, last: float | None, now: float | None) -> float:
+        if last is None or now is None or now <= last:
             return 1.0
         return float(0.5 ** ((now - last) / self.half_life_s))
 
@@ -271,7 +275,7 @@ class PersonaMapper:
         profile: dict[str, float] = {}
         for s in (a, b):
             for t, w in self.profile(s).items():
-                profile[t] = profile.get(t, 0.0) + w * self._decay(s.get("ts"), now or 0.0)
+                profile[t] = profile.get(t, 0.0) + w * self._decay(s.get("ts"), now)
         labels = [x for x in (a.get("label"), b.get("label")) if x]
         first, second = (a, b) if (ts_a or 0.0) <= (ts_b or 0.0) else (b, a)
         seen = list(dict.fromkeys([*a.get("seen", []), *b.get("seen", [])]))

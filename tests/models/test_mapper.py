@@ -229,3 +229,17 @@ def test_observe_many_equals_repeated_observe(mapper: PersonaMapper) -> None:
     ]
     state, _ = run(mapper, events)
     assert mapper.observe_many(mapper.new_state(), events) == state
+
+
+@pytest.mark.parametrize("ts", [None, "", "not a time", 12345])
+def test_event_without_usable_ts_keeps_the_clock(mapper: PersonaMapper, ts: Any) -> None:
+    event = page(SITE + "/pricing")
+    event["ts"] = ts
+    state, _ = mapper.observe(mapper.new_state(), event)
+    assert state["ts"] is None
+    state, out = mapper.observe(state, page(SITE + "/compare"))
+    assert state["ts"] is not None
+    _, alone = mapper.observe(mapper.new_state(), page(SITE + "/compare"))
+    # the first page's evidence was not wiped by decaying from "time zero"
+    assert out["personas"]["pragmatic_buyer"] > alone["personas"]["pragmatic_buyer"] + 0.1
+    assert json.loads(json.dumps(state)) == state
