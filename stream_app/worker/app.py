@@ -67,6 +67,7 @@ def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faus
         settings.topic_events, settings.topic_control, key_type=bytes, value_type=bytes
     )
     rekey = app.topic(settings.topic_events, key_type=bytes, value_type=bytes)
+    control = app.topic(settings.topic_control, key_type=bytes, value_type=bytes)
     dlq = app.topic(settings.topic_dlq, key_type=bytes, value_type=bytes)
     assignments = app.topic(settings.topic_assignments, key_type=bytes, value_type=bytes)
     training = app.topic(settings.topic_training, key_type=bytes, value_type=bytes, partitions=1)
@@ -120,6 +121,8 @@ def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faus
                 for e in batch
             ]
             result = pipeline.process(messages, lambda vid: visitors.get(vid.encode()))
+            for error in result.emit_errors:
+                log.error("could not build the record of %s", error)
             for vid, state in result.states.items():
                 visitors[vid.encode()] = state
             writes = result.writes
@@ -134,6 +137,12 @@ def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faus
                 await dlq.send(key=dead.key, value=dead.to_json_bytes())
             for vid, payload in result.rekeyed:
                 await rekey.send(key=vid.encode(), value=payload)
+            for canonical, state in result.merges:
+                doc = {"op": "merge", "visitor_id": canonical, "state": state}
+                await control.send(key=canonical.encode(), value=dumps(doc))
+            for canonical, event in result.forwards:
+                doc = {"op": "event", "visitor_id": canonical, "event": event}
+                await control.send(key=canonical.encode(), value=dumps(doc))
             for example in result.training:
                 await training.send(key=b"trainer", value=dumps(example))
             for vid, doc in result.assignments:

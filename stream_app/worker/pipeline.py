@@ -20,6 +20,7 @@ from typing import Any
 
 from stream_app.events.validate import EventValidationError, from_json_bytes
 from stream_app.store import VisitorWrite
+from stream_app.worker import identity
 from stream_app.worker import visitor_state as vs
 from stream_app.worker.dead_letter import DeadLetter
 from stream_app.worker.feedback import kpi_increments
@@ -45,6 +46,10 @@ class BatchResult:
     writes: list[VisitorWrite] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     rekeyed: list[tuple[str, bytes]] = field(default_factory=list)  # (visitor_id, payload)
+    merges: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (canonical, state)
+    forwards: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (canonical, event)
+    merged_away: list[str] = field(default_factory=list)
+    emit_errors: list[str] = field(default_factory=list)
     training: list[dict[str, Any]] = field(default_factory=list)
     assignments: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     kpi: dict[str, list[tuple[str, str, float]]] = field(default_factory=dict)
@@ -82,18 +87,25 @@ class Pipeline:
         result = BatchResult()
         for msg in messages:
             if msg.control:
-                self._control(msg, result)
+                self._control(msg, get_state, result)
             else:
                 self._one(msg, get_state, result)
         for vid, state in result.states.items():
-            self._emit(vid, state, result)
+            if state.get("merged_into"):
+                continue
+            try:
+                self._emit(vid, state, result)
+            except Exception as exc:  # one broken state must not stop the stream
+                result.emit_errors.append(f"{vid}: {type(exc).__name__}: {exc}")
         return result
 
     # -- steps ---------------------------------------------------------------------------
-    def _control(self, msg: RawMessage, result: BatchResult) -> None:
+    def _control(self, msg: RawMessage, get_state: StateGetter, result: BatchResult) -> None:
+        """Internal messages keyed by a visitor: forget, merge (identity) and forwarded events."""
         try:
             doc = json.loads(msg.value or b"")
-            assert doc["op"] == CONTROL_FORGET and isinstance(doc["visitor_id"], str)
+            op, target = doc["op"], doc["visitor_id"]
+            assert op in (CONTROL_FORGET, "merge", "event") and isinstance(target, str)
         except Exception:
             result.dead_letters.append(
                 DeadLetter(
@@ -106,27 +118,56 @@ class Pipeline:
                 )
             )
             return
-        vid = doc["visitor_id"]
-        result.states.pop(vid, None)
-        result.forgotten.append(vid)
+        if op == CONTROL_FORGET:
+            result.states.pop(target, None)
+            result.forgotten.append(target)
+        elif op == "merge":
+            current = result.states.get(target) or get_state(target)
+            if doc["state"]["visitor_id"] not in (current or {}).get("aliases", []):
+                pending = [tuple(x) for x in doc["state"].get("pending_kpi", [])]
+                result.kpi.setdefault(target, []).extend(pending)
+            merged = identity.merge_into(
+                current, target, doc["state"], self.model.mapper.merge_states, self.dedup_window
+            )
+            if merged["model"]:
+                merged["personas"] = self.model.mapper.score(merged["model"])
+                merged["phase"] = merged["model"]["phase"]
+            result.states[target] = merged
+        else:
+            event = doc["event"]
+            self._one(msg, get_state, result, event=event, as_key=target)
 
-    def _one(self, msg: RawMessage, get_state: StateGetter, result: BatchResult) -> None:
+    def _one(
+        self,
+        msg: RawMessage,
+        get_state: StateGetter,
+        result: BatchResult,
+        event: dict[str, Any] | None = None,
+        as_key: str | None = None,
+    ) -> None:
         step = "decode"
         payload = msg.value or b""
         try:
-            event = from_json_bytes(msg.value, hash_pii=self.hash_pii)
-            step = "route"
-            vid = event["visitor_id"]
-            if msg.key is None or msg.key.decode("utf-8", "replace") != vid:
-                # Keyed wrongly: its state lives on another partition. Re-key, lose nothing.
-                result.rekeyed.append((vid, payload))
-                return
+            if event is None:
+                event = from_json_bytes(msg.value, hash_pii=self.hash_pii)
+                step = "route"
+                vid = event["visitor_id"]
+                if msg.key is None or msg.key.decode("utf-8", "replace") != vid:
+                    # Keyed wrongly: its state lives on another partition. Re-key, lose nothing.
+                    result.rekeyed.append((vid, payload))
+                    return
+            else:
+                vid = as_key or event["visitor_id"]
             if event["type"] == "label":
                 self.model.mapper.check_persona(event["persona"])
             step = "deduplicate"
             current = result.states.get(vid) or get_state(vid) or vs.new_state(vid)
             if vs.already_processed(current, event["event_id"]):
                 result.duplicates += 1
+                return
+            if current.get("merged_into"):
+                # Merged into a user's state: that partition processes it.
+                result.forwards.append((current["merged_into"], event))
                 return
             step = "update_state"
             state = copy.deepcopy(current)
@@ -142,11 +183,8 @@ class Pipeline:
             )
             return
         except ValueError as exc:  # UnknownPersonaError among others
-            reason = (
-                "unknown_persona"
-                if type(exc).__name__ == "UnknownPersonaError"
-                else "invalid_value"
-            )
+            known = type(exc).__name__ == "UnknownPersonaError"
+            reason = "unknown_persona" if known else "invalid_value"
             result.dead_letters.append(
                 DeadLetter(reason, str(exc), msg.key, payload, msg.source, step)
             )
@@ -157,7 +195,15 @@ class Pipeline:
                 DeadLetter("processing_error", detail, msg.key, payload, msg.source, step)
             )
             return
-        result.states[vid] = state
+        if event["type"] == "identify" and not as_key and not state.get("aliases"):
+            # Hand this visitor's state to the user's canonical state; keep a marker here.
+            canonical = identity.canonical_key(event["user_id"])
+            kpi = result.kpi.pop(vid, [])  # satisfaction counted so far travels with the state
+            result.merges.append((canonical, {**state, "pending_kpi": kpi}))
+            result.states[vid] = identity.marker(state, canonical)
+            result.merged_away.append(vid)
+        else:
+            result.states[vid] = state
         result.processed += 1
         result.by_type[event["type"]] = result.by_type.get(event["type"], 0) + 1
 
@@ -195,7 +241,10 @@ class Pipeline:
         record = self.record(state)
         result.writes.append(
             VisitorWrite(
-                record, kpi=tuple(result.kpi.get(vid, ())), identity=dict(state["identity"])
+                record,
+                kpi=tuple(result.kpi.get(vid, ())),
+                identity=dict(state["identity"]),
+                aliases=tuple(state.get("aliases", ())),
             )
         )
         assignment = next_assignment(
@@ -215,8 +264,11 @@ class Pipeline:
             )
 
     def record(self, state: dict[str, Any]) -> dict[str, Any]:
-        """The lookup JSON of INTERFACES.md 2.1 (plus ``last_seen``)."""
-        personas = state["personas"] or self.model.mapper.score(self.model.mapper.new_state())
+        """The lookup JSON of INTERFACES.md 2.1 (plus ``last_seen``, ``merged_visitor_ids``)."""
+        mapper = self.model.mapper
+        personas = state["personas"] or mapper.score(state["model"] or mapper.new_state())
+        state["personas"] = personas
+        state["phase"] = state["phase"] or "awareness"
         top = max(personas, key=lambda p: personas[p])
         return {
             "visitor_id": state["visitor_id"],
@@ -229,4 +281,5 @@ class Pipeline:
             "model_version": self.model.version,
             "updated_at": now_rfc3339(),
             "last_seen": state["last_seen"],
+            "merged_visitor_ids": state.get("aliases", []),
         }

@@ -7,6 +7,7 @@ the test module, and stops them afterwards (their logs are printed on failure).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -130,6 +131,23 @@ class Engine:
 
     def visitor_key(self, visitor_id: str) -> str:
         return f"{self.prefix}visitor:{visitor_id}"
+
+    def records(self, visitor_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        """Lookup records straight from Redis, following aliases of merged visitors."""
+        pipe = self.redis.pipeline(transaction=False)
+        for vid in visitor_ids:
+            pipe.get(self.visitor_key(vid))
+            pipe.get(f"{self.prefix}alias:{vid}")
+        raw = pipe.execute()
+        docs = dict(zip(visitor_ids, raw[0::2], strict=True))
+        aliases = {v: a for v, a in zip(visitor_ids, raw[1::2], strict=True) if a}
+        if aliases:
+            targets = self.redis.mget([self.visitor_key(a) for a in aliases.values()])
+            docs.update(zip(aliases, targets, strict=True))
+        return {v: json.loads(d) if d else None for v, d in docs.items()}
+
+    def counts(self, visitor_ids: list[str]) -> dict[str, int]:
+        return {v: (d or {}).get("events", 0) for v, d in self.records(visitor_ids).items()}
 
     def close(self) -> None:
         for name in list(self.procs):

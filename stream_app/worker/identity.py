@@ -1,0 +1,58 @@
+"""Identity stitching: every anonymous visitor of one user is merged into one state.
+
+The merged state lives under a *canonical key* derived from the user id
+(``user:{user_id}``), so any worker can route to it without a lookup. When visitor v
+identifies as user U, v's state travels (a ``merge`` control message keyed by the
+canonical key) to the partition owning ``user:U``; v's own state becomes a small
+marker, and v's later events are forwarded there (``event`` control messages).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream_app.worker import visitor_state as vs
+
+CANONICAL_PREFIX = "user:"
+
+
+def canonical_key(user_id: str) -> str:
+    return f"{CANONICAL_PREFIX}{user_id}"
+
+
+def marker(state: dict[str, Any], canonical: str) -> dict[str, Any]:
+    """What stays at the anonymous visitor's partition once it was merged."""
+    return {
+        "visitor_id": state["visitor_id"],
+        "merged_into": canonical,
+        "recent_ids": state["recent_ids"],
+    }
+
+
+def merge_into(
+    canonical_state: dict[str, Any] | None,
+    canonical: str,
+    incoming: dict[str, Any],
+    merge_models: Any,
+    dedup_window: int,
+) -> dict[str, Any]:
+    """Fold a visitor's state into the user's canonical state."""
+    base = canonical_state or vs.new_state(canonical)
+    if incoming["visitor_id"] in base.get("aliases", []):
+        return base  # replayed merge: already folded in
+    out = dict(base)
+    out["aliases"] = sorted({*base.get("aliases", []), incoming["visitor_id"]})
+    out["user_id"] = incoming.get("user_id") or base.get("user_id")
+    out["events"] = base["events"] + incoming["events"]
+    out["recent_ids"] = (base["recent_ids"] + incoming["recent_ids"])[-dedup_window:]
+    seen = [s for s in (base["first_seen"], incoming["first_seen"]) if s]
+    last = [s for s in (base["last_seen"], incoming["last_seen"]) if s]
+    out["first_seen"] = min(seen) if seen else None
+    out["last_seen"] = max(last) if last else None
+    out["feedback"] = {k: incoming["feedback"].get(k) or v for k, v in base["feedback"].items()}
+    out["identity"] = {**base["identity"], **incoming["identity"]}
+    if base["model"] and incoming["model"]:
+        out["model"] = merge_models(base["model"], incoming["model"])
+    else:
+        out["model"] = base["model"] or incoming["model"]
+    return out
