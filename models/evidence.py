@@ -113,8 +113,21 @@ class EvidenceModel:
         self._cache[key] = out
         return out
 
+    def predict_proba(self, tokens: tuple[str, ...]) -> dict[str, float]:
+        """``model.predict_proba_one`` for one-hot tokens, without river's generic overhead."""
+        logits = {}
+        for label, weights in self.model.weights.items():
+            get = weights.get
+            logits[label] = sum(get(t, 0.0) for t in tokens)
+        if not logits:
+            return {}
+        top = max(logits.values())
+        exps = {c: math.exp(v - top) for c, v in logits.items()}
+        total = sum(exps.values())
+        return {c: e / total for c, e in exps.items()}
+
     def _model_log_proba(self, features: dict[str, str], rules: list[float]) -> list[float]:
-        proba = self.model.predict_proba_one({f"{k}={v}": 1.0 for k, v in features.items()})
+        proba = self.predict_proba(tuple(f"{k}={v}" for k, v in features.items()))
         if not proba:
             return rules
         pairs = zip(self.personas, rules, strict=True)

@@ -243,3 +243,14 @@ def test_event_without_usable_ts_keeps_the_clock(mapper: PersonaMapper, ts: Any)
     # the first page's evidence was not wiped by decaying from "time zero"
     assert out["personas"]["pragmatic_buyer"] > alone["personas"]["pragmatic_buyer"] + 0.1
     assert json.loads(json.dumps(state)) == state
+
+
+def test_fast_predict_matches_river(catalog: Catalog) -> None:
+    from models.evaluation import train
+    from models.simulator import Simulator
+
+    mapper = PersonaMapper(catalog)
+    train(mapper, Simulator(catalog, seed=9, labelled_fraction=1.0).visitors(200))
+    for tokens in [("page=docs",), ("page=pricing", "dwell=long", "unseen=1"), ()]:
+        river = mapper.evidence.model.predict_proba_one(dict.fromkeys(tokens, 1.0))
+        assert mapper.evidence.predict_proba(tokens) == pytest.approx(river, abs=1e-12)
