@@ -7,6 +7,7 @@ does not grow with the file. A bad row is reported with its line number and skip
 from __future__ import annotations
 
 import csv
+import os
 import sys
 import time
 from contextlib import ExitStack
@@ -32,6 +33,21 @@ class MapStats:
         return (self.mapped + self.skipped) / self.seconds if self.seconds > 0 else 0.0
 
 
+def _progress(out: TextIO, fin: TextIO, size: int, done: int, elapsed: float) -> None:
+    """``[#####.....]  42%  420,000 rows  3,900/s`` (no bar when reading stdin)."""
+    rate = done / max(elapsed, 1e-9)
+    bar = ""
+    if size:
+        try:
+            share = min(1.0, fin.buffer.tell() / size)
+        except (AttributeError, OSError, ValueError):
+            share = 0.0
+        filled = int(share * 30)
+        bar = f"[{'#' * filled}{'.' * (30 - filled)}] {share:4.0%}  "
+    out.write(f"\r{bar}{done:,} rows  {rate:,.0f}/s")
+    out.flush()
+
+
 def map_csv(
     mapper: PersonaMapper,
     src: str,
@@ -40,7 +56,7 @@ def map_csv(
     errors: TextIO | None = None,
 ) -> MapStats:
     """Map ``src`` CSV to ``dst`` CSV ('-' = stdin/stdout); returns counts and timing."""
-    errors = errors if errors is not None else sys.stderr
+    err_out: TextIO = errors if errors is not None else sys.stderr
     stats = MapStats()
     start = time.monotonic()
     with ExitStack() as stack:
@@ -54,6 +70,7 @@ def map_csv(
             if dst == "-"
             else stack.enter_context(open(dst, "w", newline="", encoding="utf-8"))
         )
+        size = os.path.getsize(src) if src != "-" else 0
         reader = csv.DictReader(fin)
         if not reader.fieldnames or not {"id", "customer_id"} & set(reader.fieldnames):
             raise ValueError("the header needs an 'id' (or 'customer_id') column")
@@ -62,6 +79,7 @@ def map_csv(
             ["id", "top_persona", "probability", "phase", *(f"p_{p}" for p in mapper.personas)]
         )
         line = reader.line_num
+        done_shown = False
         for row in reader:
             try:
                 if None in row:
@@ -70,9 +88,12 @@ def map_csv(
             except (RowError, UnicodeError) as exc:
                 stats.skipped += 1
                 if stats.skipped <= MAX_REPORTED:
-                    errors.write(f"{src}:{line + 1}: skipped: {exc}\n")
+                    if progress is err_out and done_shown:
+                        err_out.write("\n")  # do not append to the progress line
+                        done_shown = False
+                    err_out.write(f"{src}:{line + 1}: skipped: {exc}\n")
                 elif stats.skipped == MAX_REPORTED + 1:
-                    errors.write("(further bad rows are counted, not listed)\n")
+                    err_out.write("(further bad rows are counted, not listed)\n")
             else:
                 writer.writerow(
                     [
@@ -87,10 +108,10 @@ def map_csv(
             line = reader.line_num
             done = stats.mapped + stats.skipped
             if progress is not None and done % PROGRESS_EVERY == 0:
-                rate = done / max(time.monotonic() - start, 1e-9)
-                progress.write(f"\r{done:,} rows ({rate:,.0f}/s)")
-                progress.flush()
+                _progress(progress, fin, size, done, time.monotonic() - start)
+                done_shown = True
         if progress is not None:
+            _progress(progress, fin, size, stats.mapped + stats.skipped, time.monotonic() - start)
             progress.write("\n")
     stats.seconds = time.monotonic() - start
     return stats
