@@ -54,9 +54,10 @@ def read_topic(bootstrap: str, topic: str, min_count: int, timeout_s: float = 20
 
 
 def events_count(engine: Engine, visitor_id: str, expected: int) -> dict[str, Any]:
+    """The visitor's record (or the user's it was merged into) once it counts ``expected``."""
+
     def check() -> dict[str, Any] | None:
-        raw = engine.redis.get(engine.visitor_key(visitor_id))
-        doc = json.loads(raw) if raw else None
+        doc = engine.records([visitor_id])[visitor_id]
         return doc if doc and doc["events"] == expected else None
 
     return wait_until(check, 30.0, f"{visitor_id} to have {expected} events in Redis")  # type: ignore[no-any-return]

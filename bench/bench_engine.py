@@ -1,0 +1,250 @@
+"""End-to-end benchmark of one worker process on the local Kafka and Redis.
+
+    .venv/bin/python bench/bench_engine.py [--events 200000] [--probes 400]
+
+Needs the local broker and Redis (``bash deploy/local/infra.sh start``). Prints:
+
+1. **throughput**: events pre-loaded into a fresh events topic (simulated traffic), then
+   one ``persona-stream worker`` started; events/s = events / time until the consumer
+   group's committed offsets reach the end of the topic (commit interval 1 s included).
+2. **event-to-Redis latency** at a fixed rate (default: half the measured throughput):
+   background traffic plus probe events of fresh visitors; latency = time from the
+   producer's send to the probe's record appearing in Redis (polled every 2 ms).
+3. **Redis bytes per visitor**: ``used_memory`` growth divided by visitors written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+from redis import Redis  # noqa: E402
+
+from models.catalog import Catalog  # noqa: E402
+from models.simulator import Simulator  # noqa: E402
+from stream_app.settings import DEFAULT_CATALOG, Settings  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Worker:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stream_app.cli", "worker", "--loglevel", "warning"],
+            cwd=ROOT,
+            env=env,
+            stdout=open(log, "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def committed(admin: KafkaAdminClient, group: str, topic: str) -> int:
+    offsets = admin.list_consumer_group_offsets(group)
+    return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0)
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        return sum(consumer.end_offsets(tps).values())
+    finally:
+        consumer.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--probes", type=int, default=400)
+    parser.add_argument("--rate", type=float, default=0, help="latency phase rate (0 = half)")
+    parser.add_argument("--partitions", type=int, default=4)
+    args = parser.parse_args()
+
+    tag = uuid.uuid4().hex[:8]
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{tag}-"))
+    overrides = {
+        "PERSONA_TOPIC_EVENTS": f"bench-{tag}.events",
+        "PERSONA_TOPIC_DLQ": f"bench-{tag}.dlq",
+        "PERSONA_TOPIC_ASSIGNMENTS": f"bench-{tag}.assignments",
+        "PERSONA_TOPIC_MODELS": f"bench-{tag}.models",
+        "PERSONA_TOPIC_PARTITIONS": str(args.partitions),
+        "PERSONA_CONSUMER_GROUP": f"bench-{tag}",
+        "PERSONA_REDIS_PREFIX": f"bench:{tag}:",
+        "PERSONA_WORKER_WEB_PORT": str(16000 + int(tag[:3], 16) % 2000),
+        "PERSONA_WORKER_DATA_DIR": str(tmp / "worker"),
+    }
+    os.environ.update(overrides)
+    env = dict(os.environ)
+    settings = Settings()
+    topic, group = settings.topic_events, settings.consumer_group
+    redis = Redis.from_url(settings.redis_url.get_secret_value(), decode_responses=True)
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    print(f"# bench tag {tag}: kafka {settings.kafka_bootstrap}, {args.partitions} partitions")
+
+    import asyncio
+
+    from stream_app.topics import ensure_topics
+
+    asyncio.run(ensure_topics(settings))
+
+    # ---- 1. throughput on a pre-loaded topic ------------------------------------------
+    sim = Simulator(Catalog.load(DEFAULT_CATALOG), seed=3, labelled_fraction=0.02)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20, batch_size=512 * 1024
+    )
+    n = 0
+    visitors: set[str] = set()
+    started = time.perf_counter()
+    for event in sim.stream(args.events // 8 + 1, concurrency=500):
+        producer.send(topic, key=event["visitor_id"].encode(), value=json.dumps(event).encode())
+        visitors.add(event["visitor_id"])
+        n += 1
+        if n >= args.events:
+            break
+    producer.flush()
+    print(
+        f"preloaded {n} events of {len(visitors)} visitors in {time.perf_counter() - started:.1f}s"
+    )
+    mem_before = int(redis.info("memory")["used_memory"])
+
+    worker = Worker(env, tmp / "worker.log")
+    try:
+        total = end_offsets(settings.kafka_bootstrap, topic, args.partitions)
+        t0 = time.perf_counter()
+        first = None
+        while True:
+            done = committed(admin, group, topic)
+            if first is None and done > 0:
+                first = (time.perf_counter(), done)
+            if done >= total:
+                break
+            if worker.proc.poll() is not None:
+                raise SystemExit(f"worker exited: {(tmp / 'worker.log').read_text()[-3000:]}")
+            if time.perf_counter() - t0 > 900:
+                raise SystemExit("timed out")
+            time.sleep(0.2)
+        t_end = time.perf_counter()
+        assert first is not None
+        steady = (total - first[1]) / max(t_end - first[0], 1e-9)
+        overall = total / (t_end - t0)
+        print(
+            f"throughput: {total} events; {steady:,.0f} events/s after the first commit, "
+            f"{overall:,.0f} events/s including start-up ({t_end - t0:.1f}s)"
+        )
+        time.sleep(1.0)
+        written = sum(
+            1 for _ in redis.scan_iter(match=f"{settings.redis_prefix}visitor:*", count=5000)
+        )
+        mem_after = int(redis.info("memory")["used_memory"])
+        per_visitor = (mem_after - mem_before) / max(written, 1)
+        print(
+            f"redis: {written} visitor records, {mem_after - mem_before:,} bytes -> "
+            f"{per_visitor:,.0f} bytes per visitor (record + audiences + identity + aliases)"
+        )
+
+        # ---- 2. latency at a fixed rate ---------------------------------------------
+        rate = args.rate or steady / 2
+        probes: dict[str, float] = {}
+        seen: dict[str, float] = {}
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                pending = [p for p in list(probes) if p not in seen]
+                if pending:
+                    keys = [f"{settings.redis_prefix}visitor:{p}" for p in pending]
+                    now = time.perf_counter()
+                    for p, v in zip(pending, redis.mget(keys), strict=True):
+                        if v is not None:
+                            seen[p] = now
+                time.sleep(0.002)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        lat_producer = KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=2
+        )
+        background = sim.stream(10**9, concurrency=500)
+        duration = args.probes / 20  # 20 probes per second
+        start = time.perf_counter()
+        sent = 0
+        next_probe = start
+        while time.perf_counter() - start < duration:
+            now = time.perf_counter()
+            if now >= next_probe:
+                pid = f"probe-{uuid.uuid4().hex}"
+                probe = {
+                    "event_id": pid,
+                    "type": "page_view",
+                    "visitor_id": pid,
+                    "ts": datetime.now(UTC).isoformat(),
+                    "url": "https://x.example/pricing",
+                }
+                lat_producer.send(topic, key=pid.encode(), value=json.dumps(probe).encode())
+                probes[pid] = time.perf_counter()
+                next_probe += 1 / 20
+            target = int((now - start) * rate)
+            while sent < target:
+                e = next(background)
+                lat_producer.send(topic, key=e["visitor_id"].encode(), value=json.dumps(e).encode())
+                sent += 1
+            time.sleep(0.001)
+        lat_producer.flush()
+        deadline = time.perf_counter() + 30
+        while len(seen) < len(probes) and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        lat_ms = [(seen[p] - probes[p]) * 1000 for p in probes if p in seen]
+        achieved = sent / duration
+        print(
+            f"latency at {achieved:,.0f} events/s (target {rate:,.0f}): "
+            f"{len(lat_ms)}/{len(probes)} probes, "
+            f"p50 {statistics.median(lat_ms):.0f} ms, p90 {pct(lat_ms, 0.9):.0f} ms, "
+            f"p99 {pct(lat_ms, 0.99):.0f} ms, max {max(lat_ms):.0f} ms"
+        )
+        lat_producer.close()
+    finally:
+        worker.stop()
+        producer.close()
+        keys = list(redis.scan_iter(match=f"{settings.redis_prefix}*", count=5000))
+        for i in range(0, len(keys), 5000):
+            redis.delete(*keys[i : i + 5000])
+        admin.delete_topics(
+            [topic, settings.topic_dlq, settings.topic_assignments, settings.topic_models]
+        )
+        admin.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
