@@ -69,7 +69,7 @@ class Worker:
 
 
 def committed(admin: KafkaAdminClient, group: str, topic: str) -> int:
-    offsets = admin.list_consumer_group_offsets(group)
+    offsets = admin.list_group_offsets({group: None}).get(group, {})
     return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0)
 
 

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     redis_prefix: str = Field("ps:", description="prefix of every Redis key")
     visitor_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="TTL of ps:visitor:{id}")
     dedup_window: int = Field(
-        128, ge=1, description="event ids remembered per visitor for de-duplication"
+        64, ge=1, description="event ids remembered per visitor for de-duplication"
     )
 
     # --- HTTP API --------------------------------------------------------------

@@ -11,7 +11,6 @@ visitor's state stays as it was before that message.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -170,7 +169,7 @@ class Pipeline:
                 result.forwards.append((current["merged_into"], event))
                 return
             step = "update_state"
-            state = copy.deepcopy(current)
+            state = vs.copy_for_update(current)
             vs.remember(state, event["event_id"], self.dedup_window)
             vs.count_event(state, event)
             step = "score"

@@ -28,6 +28,19 @@ def new_state(visitor_id: str) -> dict[str, Any]:
     }
 
 
+def copy_for_update(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy safe to update: the parts updated in place are copied, the rest is shared.
+
+    The model state is never mutated (the mapper returns a new one), so a shallow copy
+    of it is enough; this is ~50x cheaper than ``copy.deepcopy``.
+    """
+    new = dict(state)
+    new["recent_ids"] = list(state["recent_ids"])
+    new["feedback"] = dict(state["feedback"])
+    new["identity"] = dict(state["identity"])
+    return new
+
+
 def already_processed(state: dict[str, Any], event_id: str) -> bool:
     return event_id in state["recent_ids"]
 
