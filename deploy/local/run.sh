@@ -54,8 +54,11 @@ curl -fs "http://127.0.0.1:$API_PORT/readyz" || { echo "API not ready; see $RUN/
 echo
 
 echo "sending simulated traffic (logs: $RUN/*.log) ..."
-"$PS" simulate --sink http --url "http://127.0.0.1:$API_PORT" --visitors "${SAMPLE_VISITORS:-300}" \
-  --truth "$RUN/truth.csv" --rate "${SAMPLE_RATE:-2000}" >"$RUN/simulate.log" 2>&1 & echo $! >"$RUN/simulate.pid"
+# A burst of 300 visitors (their true personas in truth.csv), then a steady trickle.
+"$PS" simulate --sink http --url "http://127.0.0.1:$API_PORT" --visitors 300 --seed 1 \
+  --truth "$RUN/truth.csv" >"$RUN/simulate.log" 2>&1
+"$PS" simulate --sink http --url "http://127.0.0.1:$API_PORT" --visitors "${SAMPLE_VISITORS:-20000}" \
+  --seed 2 --rate "${SAMPLE_RATE:-200}" >>"$RUN/simulate.log" 2>&1 & echo $! >"$RUN/simulate.pid"
 
 cat <<MSG
 
