@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from models.catalog import Catalog
 from stream_app.api.audiences import build_audience_router
@@ -16,6 +18,7 @@ from stream_app.api.health import build_health_router
 from stream_app.api.lookup import build_lookup_router
 from stream_app.collector.producer import EventProducer
 from stream_app.collector.routes import build_collector_router
+from stream_app.metrics import ApiMetrics
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore
 from stream_app.store.redis_store import RedisStore
@@ -33,6 +36,7 @@ def create_app(
     store: VisitorStore | None = None,
     producer: EventProducer | None = None,
     create_topics: bool = True,
+    metrics: ApiMetrics | None = None,
 ) -> FastAPI:
     store = store or RedisStore.from_url(
         settings.redis_url.get_secret_value(),
@@ -42,6 +46,7 @@ def create_app(
     )
     producer = producer or EventProducer(settings)
     catalog = Catalog.load(settings.catalog_path)
+    metrics = metrics or ApiMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,10 +70,26 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.producer = producer
-    app.include_router(build_collector_router(settings, producer))
+    app.state.metrics = metrics
+    app.include_router(build_collector_router(settings, producer, metrics))
     app.include_router(build_lookup_router(settings, store, catalog, producer))
     app.include_router(build_audience_router(settings, store, catalog))
     app.include_router(build_health_router(settings, store))
+
+    @app.middleware("http")
+    async def time_requests(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(path, request.method, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -21,6 +21,7 @@ from stream_app.events.segment import (
     write_key_from_basic_auth,
 )
 from stream_app.events.validate import EventValidationError, to_json_bytes, validate_batch
+from stream_app.metrics import ApiMetrics
 from stream_app.settings import Settings
 
 SEGMENT_CALLS = ("page", "track", "identify")
@@ -30,11 +31,15 @@ def error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def build_collector_router(settings: Settings, producer: EventProducer) -> APIRouter:
+def build_collector_router(
+    settings: Settings, producer: EventProducer, metrics: ApiMetrics | None = None
+) -> APIRouter:
     router = APIRouter(tags=["collect"])
     write_keys = {k.get_secret_value() for k in settings.write_keys}
 
-    async def accept(items: list[Any], pre_rejected: list[dict[str, Any]]) -> JSONResponse:
+    async def accept(
+        items: list[Any], pre_rejected: list[dict[str, Any]], endpoint: str = "native"
+    ) -> JSONResponse:
         accepted, rejected = validate_batch(items, hash_pii=settings.hash_pii)
         already = {r["index"] for r in pre_rejected}  # mapping failures hold their place
         rejected = [r for r in rejected if r["index"] not in already] + pre_rejected
@@ -42,7 +47,12 @@ def build_collector_router(settings: Settings, producer: EventProducer) -> APIRo
         try:
             await producer.send_events(accepted, [to_json_bytes(e) for e in accepted])
         except KafkaUnavailable as exc:
+            if metrics:
+                metrics.kafka_unavailable.inc()
             return error(503, f"events not accepted, retry later: {exc}", accepted=0)
+        if metrics:
+            metrics.events_accepted.labels(endpoint).inc(len(accepted))
+            metrics.events_rejected.labels(endpoint).inc(len(rejected))
         body = {"accepted": len(accepted), "rejected": rejected}
         status = 400 if rejected and not accepted else 202
         return JSONResponse(body, status_code=status)
@@ -93,7 +103,7 @@ def build_collector_router(settings: Settings, producer: EventProducer) -> APIRo
                 return error(
                     413, f"batch exceeds the limit of {settings.max_batch_events} messages"
                 )
-            return await accept(items, pre_rejected)
+            return await accept(items, pre_rejected, "segment")
         try:
             native = segment_to_native(body, call)
         except EventValidationError as exc:
@@ -105,7 +115,7 @@ def build_collector_router(settings: Settings, producer: EventProducer) -> APIRo
                 }
             ]
             return JSONResponse({"accepted": 0, "rejected": rejected}, status_code=400)
-        return await accept([native], [])
+        return await accept([native], [], "segment")
 
     @router.post("/v1/batch", summary="Segment-compatible batch")
     async def segment_batch(request: Request) -> JSONResponse:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import faust
 
 from models.catalog import Catalog
+from stream_app.metrics import WorkerMetrics
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore, VisitorWrite
 from stream_app.store.redis_store import RedisStore
@@ -39,7 +41,10 @@ def dumps(doc: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faust.App:
+def create_app(
+    settings: Settings, *, store: VisitorStore | None = None, metrics: WorkerMetrics | None = None
+) -> faust.App:
+    metrics = metrics or WorkerMetrics()
     catalog = Catalog.load(settings.catalog_path)
     app = faust.App(
         settings.consumer_group,
@@ -120,13 +125,22 @@ def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faus
                 )
                 for e in batch
             ]
+            started = time.perf_counter()
             result = pipeline.process(messages, lambda vid: visitors.get(vid.encode()))
+            metrics.batch_seconds.observe(time.perf_counter() - started)
             for error in result.emit_errors:
                 log.error("could not build the record of %s", error)
             for vid, state in result.states.items():
                 visitors[vid.encode()] = state
             writes = result.writes
+            started = time.perf_counter()
             await retry("Redis write", lambda: get_store().write(writes))  # noqa: B023
+            done = time.time()
+            metrics.redis_write.observe(time.perf_counter() - started)
+            for e in batch:
+                if e.message.timestamp:
+                    metrics.event_to_redis.observe(max(0.0, done - e.message.timestamp))
+            record_batch(metrics, result, holder)
             for vid in result.forgotten:
                 if vid.encode() in visitors:
                     del visitors[vid.encode()]
@@ -167,6 +181,10 @@ def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faus
         if trainer.due():
             await models.send(key=MODEL_KEY, value=trainer.snapshot())
 
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
     app.persona = {  # type: ignore[attr-defined]
         "pipeline": pipeline,
         "holder": holder,
@@ -175,6 +193,21 @@ def create_app(settings: Settings, *, store: VisitorStore | None = None) -> faus
         "agent": process_events,
     }
     return app
+
+
+def record_batch(metrics: WorkerMetrics, result: Any, holder: ModelHolder) -> None:
+    for kind, n in result.by_type.items():
+        metrics.events.labels(kind).inc(n)
+    metrics.duplicates.inc(result.duplicates)
+    for dead in result.dead_letters:
+        metrics.dead_letters.labels(dead.reason).inc()
+    for w in result.writes:
+        metrics.top_persona.labels(w.record["top"]["persona"]).inc()
+    metrics.model_version.set(holder.version)
+    summary = holder.mapper.metrics()
+    if summary.get("log_loss") is not None:
+        metrics.model_log_loss.set(summary["log_loss"])
+        metrics.model_accuracy.set(summary["accuracy"])
 
 
 async def retry(what: str, action: Any) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from models.catalog import Catalog
@@ -297,3 +298,16 @@ def test_identify_merges_two_anonymous_visitors(engine: Engine) -> None:
     assert lookup(engine, laptop) == lookup(engine, phone)
     post_all(engine, [ev(phone, type="page_view", url="https://x.example/pricing")])
     wait_until(lambda: (lookup(engine, user) or {}).get("events") == 9, 30, "a later event to join")
+
+
+def test_worker_exposes_prometheus_metrics(engine: Engine) -> None:
+    port = engine.env["PERSONA_WORKER_WEB_PORT"]
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    processed = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith('persona_worker_events_processed_total{type="page_view"}')
+    ]
+    assert processed and processed[0] > 0
+    assert "persona_worker_event_to_redis_seconds_bucket" in text
+    assert 'persona_worker_dead_letters_total{reason="unknown_persona"}' in text

@@ -237,3 +237,11 @@ async def test_segment_batch_rejects_unsupported_calls_in_place(
     ]
     url = producer.sent[0]["url"]
     assert "utm_campaign=spring" in url and "utm_medium=email" in url
+
+
+async def test_metrics_count_requests_and_events(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/events", json={"events": [ev(), ev(dwell_ms=-1)]})
+    text = (await client.get("/metrics")).text
+    assert 'persona_collector_events_accepted_total{endpoint="native"} 1.0' in text
+    assert 'persona_collector_events_rejected_total{endpoint="native"} 1.0' in text
+    assert 'route="/v1/events",status="202"' in text

@@ -1,0 +1,101 @@
+"""Prometheus metrics of the API and the worker (units in names, ``_total`` counters).
+
+Each process builds its own :class:`ApiMetrics` / :class:`WorkerMetrics` with its own
+``CollectorRegistry``, so tests can build as many as they like.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ApiMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Histogram(
+            "persona_api_request_duration_seconds",
+            "API request latency by route, method and status",
+            ["route", "method", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.events_accepted = Counter(
+            "persona_collector_events_accepted_total",
+            "events handed to Kafka",
+            ["endpoint"],
+            registry=r,
+        )
+        self.events_rejected = Counter(
+            "persona_collector_events_rejected_total",
+            "events refused by validation",
+            ["endpoint"],
+            registry=r,
+        )
+        self.kafka_unavailable = Counter(
+            "persona_collector_kafka_unavailable_total", "requests answered 503", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "persona_worker_events_processed_total",
+            "events processed, by type",
+            ["type"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "persona_worker_events_duplicate_total",
+            "events skipped as already processed",
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "persona_worker_dead_letters_total",
+            "messages sent to the DLQ, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "persona_worker_batch_duration_seconds",
+            "pipeline time per batch",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.event_to_redis = Histogram(
+            "persona_worker_event_to_redis_seconds",
+            "from the Kafka record timestamp to the Redis write",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.redis_write = Histogram(
+            "persona_worker_redis_write_duration_seconds",
+            "one pipelined Redis write",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.top_persona = Counter(
+            "persona_worker_top_persona_total",
+            "visitor records written, by top persona",
+            ["persona"],
+            registry=r,
+        )
+        self.model_version = Gauge(
+            "persona_model_version", "model version used for scoring", registry=r
+        )
+        self.model_log_loss = Gauge(
+            "persona_model_log_loss", "progressive-validation log loss", registry=r
+        )
+        self.model_accuracy = Gauge(
+            "persona_model_accuracy", "progressive-validation accuracy", registry=r
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
