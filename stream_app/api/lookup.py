@@ -30,11 +30,15 @@ def build_lookup_router(
     @router.delete("/v1/visitors/{visitor_id}", summary="Forget a visitor everywhere")
     async def forget_visitor(visitor_id: str) -> Any:
         canonical = await store.resolve(visitor_id) or visitor_id
-        # The worker owning the visitor drops its table state and writes a tombstone to the
+        record = await store.get(canonical) or {}
+        # The worker owning each id drops its table state (the merged user's state and the
+        # markers of the anonymous visitors merged into it) and writes a tombstone to the
         # assignments feed; the API removes the serving copy at once.
-        forget = json.dumps({"op": "forget", "visitor_id": canonical}).encode()
+        ids = [canonical, *record.get("merged_visitor_ids", [])]
         try:
-            await producer.send_raw(settings.topic_control, canonical.encode(), forget)
+            for ident in ids:
+                forget = json.dumps({"op": "forget", "visitor_id": ident}).encode()
+                await producer.send_raw(settings.topic_control, ident.encode(), forget)
             await producer.send_raw(settings.topic_assignments, canonical.encode(), None)
         except KafkaUnavailable as exc:
             return JSONResponse({"error": f"not forgotten, retry later: {exc}"}, status_code=503)

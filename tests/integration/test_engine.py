@@ -299,6 +299,16 @@ def test_identify_merges_two_anonymous_visitors(engine: Engine) -> None:
     post_all(engine, [ev(phone, type="page_view", url="https://x.example/pricing")])
     wait_until(lambda: (lookup(engine, user) or {}).get("events") == 9, 30, "a later event to join")
 
+    # Forgetting the user forgets the merged visitors too: a new event of the laptop starts
+    # a fresh anonymous visitor instead of joining (re-creating) the forgotten user.
+    assert engine.http.delete(f"/v1/visitors/{user}").status_code == 200
+    wait_until(lambda: lookup(engine, user) is None, 30, "the user to be forgotten")
+    time.sleep(1.0)
+    post_all(engine, [ev(laptop, type="page_view", url="https://x.example/blog")])
+    fresh = wait_until(lambda: lookup(engine, laptop), 30, "the laptop as a new visitor")
+    assert fresh["visitor_id"] == laptop and fresh["events"] == 1
+    assert lookup(engine, user) is None
+
 
 def test_worker_exposes_prometheus_metrics(engine: Engine) -> None:
     port = engine.env["PERSONA_WORKER_WEB_PORT"]
