@@ -58,4 +58,7 @@ class VisitorStore(Protocol):
 
     async def kpi(self, persona: str) -> dict[str, float]: ...
 
+    async def sweep_audiences(self, personas: list[str]) -> int:
+        """Remove audience members whose visitor record has expired; returns how many."""
+
     async def close(self) -> None: ...

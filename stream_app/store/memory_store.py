@@ -89,5 +89,14 @@ class MemoryStore:
     async def kpi(self, persona: str) -> dict[str, float]:
         return dict(self.kpis.get(persona, {}))
 
+    async def sweep_audiences(self, personas: list[str]) -> int:
+        removed = 0
+        for persona in personas:
+            members = self.audiences.get(persona, {})
+            for m in [m for m in members if m not in self.visitors]:
+                del members[m]
+                removed += 1
+        return removed
+
     async def close(self) -> None:
         return None

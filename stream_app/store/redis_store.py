@@ -133,5 +133,28 @@ class RedisStore:
         raw = await self._r.hgetall(self._k.kpi(persona))
         return {str(f): float(v) for f, v in raw.items()}
 
+    async def sweep_audiences(self, personas: list[str]) -> int:
+        removed = 0
+        for persona in personas:
+            key = self._k.audience(persona)
+            cursor = 0
+            while True:
+                cursor, rows = await self._r.zscan(key, cursor, count=1000)
+                members = [m for m, _ in rows]
+                if members:
+                    pipe = self._r.pipeline(transaction=False)
+                    for m in members:
+                        pipe.exists(self._k.visitor(m))
+                    gone = [
+                        m
+                        for m, alive in zip(members, await pipe.execute(), strict=True)
+                        if not alive
+                    ]
+                    if gone:
+                        removed += int(await self._r.zrem(key, *gone))
+                if cursor == 0:
+                    break
+        return removed
+
     async def close(self) -> None:
         await self._r.aclose()

@@ -181,6 +181,16 @@ def create_app(
         if trainer.due():
             await models.send(key=MODEL_KEY, value=trainer.snapshot())
 
+    @app.timer(interval=300.0)
+    async def sweep_audiences() -> None:
+        """Audience members whose ps:visitor record expired (TTL) leave the audience."""
+        try:
+            removed = await get_store().sweep_audiences(catalog.persona_ids)
+            if removed:
+                log.info("swept %d expired visitors from audiences", removed)
+        except Exception:
+            log.warning("audience sweep failed; next try in 5 minutes", exc_info=True)
+
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
         return web.bytes(metrics.render(), content_type="text/plain; version=0.0.4")

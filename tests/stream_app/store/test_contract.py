@@ -138,3 +138,21 @@ async def test_delete_forgets_everything(store: VisitorStore) -> None:
     assert await store.identity("v1") == {}
     assert [m for m, _ in await store.audience("a", 0.0, 10)] == ["v2"]
     assert await store.delete("v1") is False
+
+
+async def test_sweep_removes_members_whose_record_expired(store: VisitorStore) -> None:
+    await store.write(
+        [
+            VisitorWrite(record("v1", {"a": 0.9, "b": 0.1})),
+            VisitorWrite(record("v2", {"a": 0.8, "b": 0.2})),
+        ]
+    )
+    # Simulate the TTL expiring v1's record (Redis) / the record vanishing (memory).
+    if isinstance(store, RedisStore):
+        await store._r.delete(store._k.visitor("v1"))
+    else:
+        assert isinstance(store, MemoryStore)
+        del store.visitors["v1"]
+    assert await store.sweep_audiences(["a", "b"]) == 1
+    assert await store.audience("a", 0.0, 10) == [("v2", 0.8)]
+    assert await store.sweep_audiences(["a", "b"]) == 0
