@@ -162,24 +162,40 @@ def create_app(
             for vid, doc in result.assignments:
                 await assignments.send(key=vid.encode(), value=dumps(doc))
 
+    # Training examples are acknowledged only once a snapshot containing them is durably on
+    # the models topic: after a failover the new trainer starts from that snapshot and is
+    # replayed exactly the examples it does not contain.
+    learned: list[Any] = []  # events learned but not yet in a published snapshot
+    streams: list[Any] = []
+
+    async def publish_model() -> None:
+        snapshot, covered = trainer.snapshot(), list(learned)
+        learned.clear()
+        sent = await models.send(key=MODEL_KEY, value=snapshot)
+        await sent  # the broker has the snapshot (acks=all) before we acknowledge
+        for event in covered:
+            await streams[0].ack(event)
+
     @app.agent(training, name="train")
     async def train(stream: Any) -> None:
+        streams[:] = [stream]
         await sync.loaded.wait()
-        async for batch in stream.take(200, within=0.5):
+        async for events in stream.noack_take(200, within=0.5):
             examples = []
-            for raw in batch:
+            for event in events:
                 try:
-                    examples.append(json.loads(raw))
+                    examples.append(json.loads(event.value))
                 except ValueError:
                     log.warning("skipping an undecodable training example")
             trainer.learn(examples)
+            learned.extend(events)
             if trainer.due():
-                await models.send(key=MODEL_KEY, value=trainer.snapshot())
+                await publish_model()
 
     @app.timer(interval=1.0)
     async def publish_due_model() -> None:
-        if trainer.due():
-            await models.send(key=MODEL_KEY, value=trainer.snapshot())
+        if trainer.due() and streams:
+            await publish_model()
 
     @app.timer(interval=300.0)
     async def sweep_audiences() -> None:
