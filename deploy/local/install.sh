@@ -56,6 +56,38 @@ command -v redis-cli >/dev/null 2>&1 \
   || die "redis-cli is missing (it comes with redis-tools): apt-get install -y redis-tools"
 log "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') present"
 
+# --- Prometheus ---------------------------------------------------------------------------
+# Debian's package (only when `prometheus` is not on PATH), for tests/integration/test_prometheus.py,
+# which runs its own prometheus on a free port with its own config and storage dir. Without
+# the recommended node exporter. If the package's service was not running before and apt
+# started it in this run, it is stopped again (nothing of ours uses it; it would hold :9090).
+if ! command -v prometheus >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "prometheus is missing and installing it needs root"
+    SUDO="sudo"
+  fi
+  was_running=0
+  pgrep -x prometheus >/dev/null 2>&1 && was_running=1
+  log "installing prometheus from Debian (apt-get) ..."
+  t0=$(now_ms)
+  $SUDO apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      -o DPkg::Lock::Timeout=600 prometheus >/dev/null \
+    || die "apt-get install prometheus failed"
+  log "prometheus installed in $(( ($(now_ms) - t0) / 1000 )) s"
+  if [ "$was_running" -eq 0 ] && pgrep -x prometheus >/dev/null 2>&1; then
+    log "stopping the prometheus service the package started (tests run their own)"
+    if [ -d /run/systemd/system ]; then
+      $SUDO systemctl stop prometheus || log "could not stop the prometheus service"
+    else
+      $SUDO service prometheus stop || log "could not stop the prometheus service"
+    fi
+  fi
+fi
+command -v prometheus >/dev/null 2>&1 || die "prometheus is not on PATH after installing it"
+log "prometheus $(prometheus --version 2>&1 | sed -n '1s/^prometheus, version \([^ ]*\).*/\1/p') present"
+
 # --- Kafka --------------------------------------------------------------------------------
 KAFKA_VERSION=3.9.1
 POM="$ROOT/deploy/local/kafka/pom.xml"
