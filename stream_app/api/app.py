@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from models.catalog import Catalog
 from stream_app.api.audiences import build_audience_router
+from stream_app.api.dashboard import build_dashboard_router
 from stream_app.api.health import build_health_router
 from stream_app.api.lookup import build_lookup_router
 from stream_app.collector.producer import EventProducer
@@ -74,6 +75,7 @@ def create_app(
     app.include_router(build_collector_router(settings, producer, metrics))
     app.include_router(build_lookup_router(settings, store, catalog, producer))
     app.include_router(build_audience_router(settings, store, catalog))
+    app.include_router(build_dashboard_router(store, catalog))
     app.include_router(build_health_router(settings, store))
 
     @app.middleware("http")

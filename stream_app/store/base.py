@@ -61,4 +61,10 @@ class VisitorStore(Protocol):
     async def sweep_audiences(self, personas: list[str]) -> int:
         """Remove audience members whose visitor record has expired; returns how many."""
 
+    async def put_worker_stats(self, worker: str, stats: dict[str, float], ttl_s: int) -> None:
+        """Publish one worker's live counters (replaced on each call, expiring)."""
+
+    async def worker_stats(self) -> dict[str, dict[str, float]]:
+        """Live counters of every worker that reported recently."""
+
     async def close(self) -> None: ...

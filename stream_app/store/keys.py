@@ -34,6 +34,13 @@ class Keys:
         """set of the ids merged into a canonical visitor (for DELETE)."""
         return f"{self.prefix}aliases:{visitor_id}"
 
+    def worker_stats(self, worker: str) -> str:
+        """hash of one worker's live counters for the dashboard (expires when it stops)."""
+        return f"{self.prefix}stats:worker:{worker}"
+
+    def worker_stats_pattern(self) -> str:
+        return f"{self.prefix}stats:worker:*"
+
     def identity(self, visitor_id: str) -> str:
         """hash of hashed identifiers (email_sha256, phone_sha256) for audience export."""
         return f"{self.prefix}identity:{visitor_id}"

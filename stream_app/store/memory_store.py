@@ -19,6 +19,7 @@ class MemoryStore:
         self.users: dict[str, str] = {}
         self.alias_of: dict[str, str] = {}
         self.aliases_by: dict[str, set[str]] = defaultdict(set)
+        self.stats: dict[str, dict[str, float]] = {}
 
     async def ping(self) -> bool:
         return True
@@ -97,6 +98,12 @@ class MemoryStore:
                 del members[m]
                 removed += 1
         return removed
+
+    async def put_worker_stats(self, worker: str, stats: dict[str, float], ttl_s: int) -> None:
+        self.stats[worker] = {k: float(v) for k, v in stats.items()}
+
+    async def worker_stats(self) -> dict[str, dict[str, float]]:
+        return {w: dict(s) for w, s in self.stats.items()}
 
     async def close(self) -> None:
         return None

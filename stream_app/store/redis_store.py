@@ -156,5 +156,21 @@ class RedisStore:
                     break
         return removed
 
+    async def put_worker_stats(self, worker: str, stats: dict[str, float], ttl_s: int) -> None:
+        key = self._k.worker_stats(worker)
+        pipe = self._r.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.hset(key, mapping={k: repr(float(v)) for k, v in stats.items()})
+        pipe.expire(key, ttl_s)
+        await pipe.execute()
+
+    async def worker_stats(self) -> dict[str, dict[str, float]]:
+        prefix = self._k.worker_stats("")
+        out: dict[str, dict[str, float]] = {}
+        async for key in self._r.scan_iter(match=self._k.worker_stats_pattern()):
+            raw = await self._r.hgetall(key)
+            out[str(key)[len(prefix) :]] = {str(k): float(v) for k, v in raw.items()}
+        return out
+
     async def close(self) -> None:
         await self._r.aclose()

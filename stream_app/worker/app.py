@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import time
 from typing import Any
 
@@ -22,6 +24,7 @@ from stream_app.metrics import WorkerMetrics
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore, VisitorWrite
 from stream_app.store.redis_store import RedisStore
+from stream_app.worker.live_stats import LiveStats
 from stream_app.worker.model_holder import ModelHolder
 from stream_app.worker.model_sync import MODEL_KEY, ModelSync
 from stream_app.worker.pipeline import Pipeline, RawMessage
@@ -137,10 +140,11 @@ def create_app(
             await retry("Redis write", lambda: get_store().write(writes))  # noqa: B023
             done = time.time()
             metrics.redis_write.observe(time.perf_counter() - started)
-            for e in batch:
-                if e.message.timestamp:
-                    metrics.event_to_redis.observe(max(0.0, done - e.message.timestamp))
+            latencies = [max(0.0, done - e.message.timestamp) for e in batch if e.message.timestamp]
+            for latency in latencies:
+                metrics.event_to_redis.observe(latency)
             record_batch(metrics, result, holder)
+            live.record(result, latencies)
             for vid in result.forgotten:
                 if vid.encode() in visitors:
                     del visitors[vid.encode()]
@@ -196,6 +200,16 @@ def create_app(
     async def publish_due_model() -> None:
         if trainer.due() and streams:
             await publish_model()
+
+    live = LiveStats()
+    worker_name = f"{socket.gethostname()}:{os.getpid()}"
+
+    @app.timer(interval=2.0)
+    async def publish_live_stats() -> None:
+        try:
+            await get_store().put_worker_stats(worker_name, live.snapshot(holder.version), ttl_s=15)
+        except Exception:
+            log.debug("could not publish live stats", exc_info=True)
 
     @app.timer(interval=300.0)
     async def sweep_audiences() -> None:

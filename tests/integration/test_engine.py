@@ -321,3 +321,13 @@ def test_worker_exposes_prometheus_metrics(engine: Engine) -> None:
     assert processed and processed[0] > 0
     assert "persona_worker_event_to_redis_seconds_bucket" in text
     assert 'persona_worker_dead_letters_total{reason="unknown_persona"}' in text
+
+
+def test_live_stats_reach_the_dashboard_endpoint(engine: Engine) -> None:
+    def reported() -> dict[str, Any] | None:
+        s = engine.http.get("/v1/stats").json()
+        return s if s["totals"]["workers"] >= 1 and s["totals"]["events_total"] > 0 else None
+
+    stats = wait_until(reported, 15, "the worker's live stats in /v1/stats", every=0.5)
+    assert set(stats["persona_mix"]) == {p["id"] for p in stats["personas"]}
+    assert engine.http.get("/dashboard").status_code == 200

@@ -156,3 +156,10 @@ async def test_sweep_removes_members_whose_record_expired(store: VisitorStore) -
     assert await store.sweep_audiences(["a", "b"]) == 1
     assert await store.audience("a", 0.0, 10) == [("v2", 0.8)]
     assert await store.sweep_audiences(["a", "b"]) == 0
+
+
+async def test_worker_stats_round_trip(store: VisitorStore) -> None:
+    await store.put_worker_stats("w1", {"events_total": 10, "e2r_p99_s": 0.12}, ttl_s=30)
+    await store.put_worker_stats("w2", {"events_total": 5}, ttl_s=30)
+    await store.put_worker_stats("w1", {"events_total": 12}, ttl_s=30)
+    assert await store.worker_stats() == {"w1": {"events_total": 12.0}, "w2": {"events_total": 5.0}}

@@ -1,0 +1,65 @@
+"""Live dashboard: ``GET /dashboard`` (a self-contained page) and ``GET /v1/stats`` (its data).
+
+Workers publish their live numbers to Redis every 2 s (``ps:stats:worker:*``); the page
+polls ``/v1/stats`` and draws the charts itself — nothing is fetched from a CDN.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from models.catalog import Catalog
+from stream_app.store import VisitorStore
+from stream_app.worker.feedback import summarise
+
+
+def build_dashboard_router(store: VisitorStore, catalog: Catalog) -> APIRouter:
+    router = APIRouter(tags=["dashboard"])
+    page = resources.files("stream_app").joinpath("static/dashboard.html").read_text("utf-8")
+
+    @router.get("/dashboard", response_class=HTMLResponse, summary="Live dashboard")
+    async def dashboard() -> HTMLResponse:
+        return HTMLResponse(page)
+
+    @router.get("/v1/stats", summary="Live numbers of all workers, persona mix and KPIs")
+    async def stats() -> dict[str, Any]:
+        workers = await store.worker_stats()
+        mix: dict[str, float] = dict.fromkeys(catalog.persona_ids, 0.0)
+        for w in workers.values():
+            for key, n in w.items():
+                if key.startswith("top:") and key[4:] in mix:
+                    mix[key[4:]] += n
+        written = sum(mix.values())
+        totals = {
+            "workers": len(workers),
+            "events_total": sum(w.get("events_total", 0.0) for w in workers.values()),
+            "events_per_s": sum(w.get("events_per_s", 0.0) for w in workers.values()),
+            "dead_letters_total": sum(w.get("dead_letters_total", 0.0) for w in workers.values()),
+            "e2r_p50_s": max((w.get("e2r_p50_s", 0.0) for w in workers.values()), default=0.0),
+            "e2r_p99_s": max((w.get("e2r_p99_s", 0.0) for w in workers.values()), default=0.0),
+            "model_version": max(
+                (w.get("model_version", 0.0) for w in workers.values()), default=0.0
+            ),
+        }
+        personas = []
+        for p in catalog.personas:
+            personas.append(
+                {
+                    "id": p.id,
+                    "name": p.name,
+                    "audience_size": await store.audience_size(p.id),
+                    "kpi": summarise(await store.kpi(p.id)),
+                }
+            )
+        return {
+            "totals": totals,
+            "persona_mix": {p: (n / written if written else 0.0) for p, n in mix.items()},
+            "personas": personas,
+            "workers": workers,
+        }
+
+    return router

@@ -1,0 +1,76 @@
+"""The dashboard page is self-contained and /v1/stats aggregates the workers' live numbers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from stream_app.api.app import create_app
+from stream_app.collector.producer import EventProducer
+from stream_app.settings import Settings
+from stream_app.store import VisitorWrite
+from stream_app.store.memory_store import MemoryStore
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+async def client(store: MemoryStore) -> AsyncIterator[httpx.AsyncClient]:
+    settings = Settings()
+    app = create_app(settings, store=store, producer=EventProducer(settings), create_topics=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c
+
+
+async def test_dashboard_is_self_contained(client: httpx.AsyncClient) -> None:
+    r = await client.get("/dashboard")
+    assert r.status_code == 200 and "text/html" in r.headers["content-type"]
+    assert "<canvas" in r.text and "/v1/stats" in r.text
+    external = re.findall(r'(?:src|href)\s*=\s*["\'](https?:)?//', r.text)
+    assert external == [], "the page must not load anything from another host"
+
+
+async def test_stats_sum_workers_and_compute_the_mix(
+    client: httpx.AsyncClient, store: MemoryStore
+) -> None:
+    await store.put_worker_stats(
+        "a",
+        {"events_total": 100, "events_per_s": 40, "e2r_p99_s": 0.2, "top:tech_evaluator": 3},
+        15,
+    )
+    await store.put_worker_stats(
+        "b", {"events_total": 50, "events_per_s": 10, "e2r_p99_s": 0.1, "top:casual_reader": 1}, 15
+    )
+    rec = {
+        "visitor_id": "v1",
+        "user_id": None,
+        "events": 1,
+        "phase": "awareness",
+        "personas": {"tech_evaluator": 0.9, "casual_reader": 0.1},
+        "top": {"persona": "tech_evaluator", "probability": 0.9},
+    }
+    await store.write(
+        [
+            VisitorWrite(
+                rec,
+                kpi=(
+                    ("tech_evaluator", "nps_promoters", 1.0),
+                    ("tech_evaluator", "nps_count", 1.0),
+                ),
+            )
+        ]
+    )
+    s = (await client.get("/v1/stats")).json()
+    assert s["totals"]["workers"] == 2
+    assert s["totals"]["events_total"] == 150 and s["totals"]["events_per_s"] == 50
+    assert s["totals"]["e2r_p99_s"] == 0.2
+    assert s["persona_mix"]["tech_evaluator"] == pytest.approx(0.75)
+    assert sum(s["persona_mix"].values()) == pytest.approx(1.0)
+    tech = next(p for p in s["personas"] if p["id"] == "tech_evaluator")
+    assert tech["audience_size"] == 1 and tech["kpi"]["nps"] == 100.0
