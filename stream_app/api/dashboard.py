@@ -55,8 +55,14 @@ def build_dashboard_router(store: VisitorStore, catalog: Catalog) -> APIRouter:
                     "kpi": summarise(await store.kpi(p.id)),
                 }
             )
+        candidates = [
+            {**c, "worker": worker}
+            for worker, found in (await store.discovery()).items()
+            for c in found
+        ]
         return {
             "totals": totals,
+            "candidates": candidates,
             "persona_mix": {p: (n / written if written else 0.0) for p, n in mix.items()},
             "personas": personas,
             "workers": workers,

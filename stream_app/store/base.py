@@ -67,4 +67,12 @@ class VisitorStore(Protocol):
     async def worker_stats(self) -> dict[str, dict[str, float]]:
         """Live counters of every worker that reported recently."""
 
+    async def put_discovery(
+        self, worker: str, candidates: list[dict[str, Any]], ttl_s: int
+    ) -> None:
+        """Publish one worker's candidate new personas (replaced on each call, expiring)."""
+
+    async def discovery(self) -> dict[str, list[dict[str, Any]]]:
+        """Candidate new personas reported by each worker."""
+
     async def close(self) -> None: ...

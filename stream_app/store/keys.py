@@ -38,6 +38,13 @@ class Keys:
         """hash of one worker's live counters for the dashboard (expires when it stops)."""
         return f"{self.prefix}stats:worker:{worker}"
 
+    def discovery(self, worker: str) -> str:
+        """JSON list of one worker's candidate new personas (expires when it stops)."""
+        return f"{self.prefix}discovery:{worker}"
+
+    def discovery_pattern(self) -> str:
+        return f"{self.prefix}discovery:*"
+
     def worker_stats_pattern(self) -> str:
         return f"{self.prefix}stats:worker:*"
 

@@ -20,6 +20,7 @@ class MemoryStore:
         self.alias_of: dict[str, str] = {}
         self.aliases_by: dict[str, set[str]] = defaultdict(set)
         self.stats: dict[str, dict[str, float]] = {}
+        self.candidates: dict[str, list[dict[str, Any]]] = {}
 
     async def ping(self) -> bool:
         return True
@@ -104,6 +105,14 @@ class MemoryStore:
 
     async def worker_stats(self) -> dict[str, dict[str, float]]:
         return {w: dict(s) for w, s in self.stats.items()}
+
+    async def put_discovery(
+        self, worker: str, candidates: list[dict[str, Any]], ttl_s: int
+    ) -> None:
+        self.candidates[worker] = copy.deepcopy(candidates)
+
+    async def discovery(self) -> dict[str, list[dict[str, Any]]]:
+        return copy.deepcopy(self.candidates)
 
     async def close(self) -> None:
         return None

@@ -172,5 +172,19 @@ class RedisStore:
             out[str(key)[len(prefix) :]] = {str(k): float(v) for k, v in raw.items()}
         return out
 
+    async def put_discovery(
+        self, worker: str, candidates: list[dict[str, Any]], ttl_s: int
+    ) -> None:
+        await self._r.set(self._k.discovery(worker), json.dumps(candidates), ex=ttl_s)
+
+    async def discovery(self) -> dict[str, list[dict[str, Any]]]:
+        prefix = self._k.discovery("")
+        out: dict[str, list[dict[str, Any]]] = {}
+        async for key in self._r.scan_iter(match=self._k.discovery_pattern()):
+            raw = await self._r.get(key)
+            if raw:
+                out[str(key)[len(prefix) :]] = json.loads(raw)
+        return out
+
     async def close(self) -> None:
         await self._r.aclose()

@@ -20,6 +20,7 @@ from typing import Any
 import faust
 
 from models.catalog import Catalog
+from models.discovery import PersonaDiscovery
 from stream_app.metrics import WorkerMetrics
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore, VisitorWrite
@@ -32,6 +33,7 @@ from stream_app.worker.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
+DISCOVERY_SAMPLE = 10
 BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.02
 
@@ -145,6 +147,7 @@ def create_app(
                 metrics.event_to_redis.observe(latency)
             record_batch(metrics, result, holder)
             live.record(result, latencies)
+            feed_discovery(result)
             for vid in result.forgotten:
                 if vid.encode() in visitors:
                     del visitors[vid.encode()]
@@ -201,8 +204,30 @@ def create_app(
         if trainer.due() and streams:
             await publish_model()
 
-    live = LiveStats()
     worker_name = f"{socket.gethostname()}:{os.getpid()}"
+    discovery = PersonaDiscovery(mapper=holder.mapper)
+    sampled = [0]
+
+    def feed_discovery(result: Any) -> None:
+        """Every 10th visitor update feeds the online clustering (it costs ~100 µs each)."""
+        for state in result.states.values():
+            sampled[0] += 1
+            if sampled[0] % DISCOVERY_SAMPLE or not state.get("model") or not state.get("personas"):
+                continue
+            try:
+                discovery.learn_one(state["model"], personas=state["personas"])
+            except Exception:
+                log.debug("discovery skipped a state", exc_info=True)
+
+    @app.timer(interval=30.0)
+    async def publish_discovery() -> None:
+        try:
+            found = discovery.candidates()
+            await get_store().put_discovery(worker_name, found, ttl_s=120)
+        except Exception:
+            log.warning("could not publish candidate personas", exc_info=True)
+
+    live = LiveStats()
 
     @app.timer(interval=2.0)
     async def publish_live_stats() -> None:

@@ -66,7 +66,18 @@ async def test_stats_sum_workers_and_compute_the_mix(
             )
         ]
     )
+    found = [
+        {
+            "cluster": 1,
+            "share": 0.2,
+            "closest_persona": "casual_reader",
+            "closest_persona_mean_probability": 0.31,
+            "distinguishing": [{"feature": "page=careers", "share": 0.6, "lift": 5.1}],
+        }
+    ]
+    await store.put_discovery("a", found, 60)
     s = (await client.get("/v1/stats")).json()
+    assert s["candidates"] == [{**found[0], "worker": "a"}]
     assert s["totals"]["workers"] == 2
     assert s["totals"]["events_total"] == 150 and s["totals"]["events_per_s"] == 50
     assert s["totals"]["e2r_p99_s"] == 0.2

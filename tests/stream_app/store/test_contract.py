@@ -163,3 +163,9 @@ async def test_worker_stats_round_trip(store: VisitorStore) -> None:
     await store.put_worker_stats("w2", {"events_total": 5}, ttl_s=30)
     await store.put_worker_stats("w1", {"events_total": 12}, ttl_s=30)
     assert await store.worker_stats() == {"w1": {"events_total": 12.0}, "w2": {"events_total": 5.0}}
+
+
+async def test_discovery_round_trip(store: VisitorStore) -> None:
+    found = [{"cluster": 3, "share": 0.2, "top_features": [["page=careers", 4.0]]}]
+    await store.put_discovery("w1", found, ttl_s=60)
+    assert await store.discovery() == {"w1": found}
