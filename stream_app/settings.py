@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     hash_pii: bool = Field(True, description="SHA-256 e-mail/phone traits at the edge")
 
     # --- Worker ----------------------------------------------------------------
+    worker_web_host: str = Field(
+        "127.0.0.1", description="bind address of the worker's web port (0.0.0.0 in containers)"
+    )
     worker_web_port: int = Field(6066, ge=1, le=65535, description="faust web / metrics port")
     worker_data_dir: Path = Field(Path("var/worker"), description="faust data directory")
 

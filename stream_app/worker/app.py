@@ -67,9 +67,9 @@ def create_app(
         broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 4),
         stream_buffer_maxsize=8192,
         web_enabled=True,
-        web_host="127.0.0.1",
+        web_host=settings.worker_web_host,
         web_port=settings.worker_web_port,
-        web_bind="127.0.0.1",
+        web_bind=settings.worker_web_host,
         datadir=str(settings.worker_data_dir),
         autodiscover=False,
     )
