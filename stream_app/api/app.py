@@ -27,10 +27,6 @@ from stream_app.store.redis_store import RedisStore
 log = logging.getLogger(__name__)
 
 
-class StoreUnavailable(RuntimeError):
-    pass
-
-
 def create_app(
     settings: Settings,
     *,

@@ -13,8 +13,8 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from models.catalog import Catalog
+from stream_app.api.persona_live import persona_live
 from stream_app.store import VisitorStore
-from stream_app.worker.feedback import summarise
 
 
 def build_dashboard_router(store: VisitorStore, catalog: Catalog) -> APIRouter:
@@ -45,16 +45,10 @@ def build_dashboard_router(store: VisitorStore, catalog: Catalog) -> APIRouter:
                 (w.get("model_version", 0.0) for w in workers.values()), default=0.0
             ),
         }
-        personas = []
-        for p in catalog.personas:
-            personas.append(
-                {
-                    "id": p.id,
-                    "name": p.name,
-                    "audience_size": await store.audience_size(p.id),
-                    "kpi": summarise(await store.kpi(p.id)),
-                }
-            )
+        personas = [
+            {"id": p.id, "name": p.name, **await persona_live(store, p.id)}
+            for p in catalog.personas
+        ]
         candidates = [
             {**c, "worker": worker}
             for worker, found in (await store.discovery()).items()

@@ -9,10 +9,10 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from models.catalog import Catalog
+from stream_app.api.persona_live import persona_live
 from stream_app.collector.producer import EventProducer, KafkaUnavailable
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore
-from stream_app.worker.feedback import phases_in, summarise
 
 
 def build_lookup_router(
@@ -49,15 +49,7 @@ def build_lookup_router(
     async def personas() -> Any:
         out = []
         for p in catalog.personas:
-            counters = await store.kpi(p.id)
-            out.append(
-                {
-                    **p.model_dump(),
-                    "audience_size": await store.audience_size(p.id),
-                    "kpi": summarise(counters),
-                    "kpi_by_phase": {ph: summarise(counters, ph) for ph in phases_in(counters)},
-                }
-            )
+            out.append({**p.model_dump(), **await persona_live(store, p.id)})
         return {
             "catalog": catalog.name,
             "audience_threshold": settings.audience_threshold,

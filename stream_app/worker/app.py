@@ -23,7 +23,7 @@ from models.catalog import Catalog
 from models.discovery import PersonaDiscovery
 from stream_app.metrics import WorkerMetrics
 from stream_app.settings import Settings
-from stream_app.store import VisitorStore, VisitorWrite
+from stream_app.store import VisitorStore
 from stream_app.store.redis_store import RedisStore
 from stream_app.worker.live_stats import LiveStats
 from stream_app.worker.model_holder import ModelHolder
@@ -286,6 +286,3 @@ async def retry(what: str, action: Any) -> None:
             log.warning("%s failed (%r); retrying in %.1fs", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
-
-
-__all__ = ["VisitorWrite", "create_app"]

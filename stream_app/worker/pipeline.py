@@ -237,6 +237,10 @@ class Pipeline:
             )
 
     def _emit(self, vid: str, state: dict[str, Any], result: BatchResult) -> None:
+        mapper = self.model.mapper
+        # A merged user's state may not have been scored yet: score it once, here.
+        state["personas"] = state["personas"] or mapper.score(state["model"] or mapper.new_state())
+        state["phase"] = state["phase"] or "awareness"
         record = self.record(state)
         result.writes.append(
             VisitorWrite(
@@ -264,10 +268,7 @@ class Pipeline:
 
     def record(self, state: dict[str, Any]) -> dict[str, Any]:
         """The lookup JSON of INTERFACES.md 2.1 (plus ``last_seen``, ``merged_visitor_ids``)."""
-        mapper = self.model.mapper
-        personas = state["personas"] or mapper.score(state["model"] or mapper.new_state())
-        state["personas"] = personas
-        state["phase"] = state["phase"] or "awareness"
+        personas = state["personas"]
         top = max(personas, key=lambda p: personas[p])
         return {
             "visitor_id": state["visitor_id"],
