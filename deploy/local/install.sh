@@ -2,6 +2,7 @@
 # Installs what the project needs on a bare machine; idempotent and quick when done before.
 #   - Python virtualenv .venv with the pinned packages (re-installed when pyproject.toml changes)
 #   - redis-server from Debian (only when not on PATH)
+#   - prometheus and chromium from Debian (only when missing; used by integration tests)
 #   - Apache Kafka 3.9.1 jars from Maven Central into .cache/kafka/libs (only when missing or
 #     when deploy/local/kafka/pom.xml changed)
 # Works from any directory. Needs root (or sudo) only for apt-get.
@@ -87,6 +88,27 @@ if ! command -v prometheus >/dev/null 2>&1; then
 fi
 command -v prometheus >/dev/null 2>&1 || die "prometheus is not on PATH after installing it"
 log "prometheus $(prometheus --version 2>&1 | sed -n '1s/^prometheus, version \([^ ]*\).*/\1/p') present"
+
+# --- Chromium -----------------------------------------------------------------------------
+# Debian's package (only when /usr/bin/chromium is missing), for tests/integration/test_browser.py,
+# which drives it headless through Playwright (no browser download: Playwright is pointed at
+# /usr/bin/chromium). Without recommends (no desktop integration).
+if [ ! -x /usr/bin/chromium ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "chromium is missing and installing it needs root"
+    SUDO="sudo"
+  fi
+  log "installing chromium from Debian (apt-get) ..."
+  t0=$(now_ms)
+  $SUDO apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      -o DPkg::Lock::Timeout=600 chromium fonts-dejavu-core >/dev/null \
+    || die "apt-get install chromium failed"
+  log "chromium installed in $(( ($(now_ms) - t0) / 1000 )) s"
+fi
+[ -x /usr/bin/chromium ] || die "/usr/bin/chromium is missing after installing it"
+log "$(/usr/bin/chromium --version 2>/dev/null | head -1 || echo chromium) present"
 
 # --- Kafka --------------------------------------------------------------------------------
 KAFKA_VERSION=3.9.1
