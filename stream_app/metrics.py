@@ -87,6 +87,24 @@ class WorkerMetrics:
             ["persona"],
             registry=r,
         )
+        self.consumed = Counter(
+            "persona_worker_messages_consumed_total",
+            "messages consumed, by topic",
+            ["topic"],
+            registry=r,
+        )
+        self.produced = Counter(
+            "persona_worker_messages_produced_total",
+            "messages produced, by topic (DLQ, assignments, training, control, re-keyed)",
+            ["topic"],
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "persona_worker_consumer_lag_messages",
+            "messages on the broker not yet committed by this worker, per assigned partition",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.model_version = Gauge(
             "persona_model_version", "model version used for scoring", registry=r
         )

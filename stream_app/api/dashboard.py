@@ -39,6 +39,7 @@ def build_dashboard_router(store: VisitorStore, catalog: Catalog) -> APIRouter:
             "events_total": sum(w.get("events_total", 0.0) for w in workers.values()),
             "events_per_s": sum(w.get("events_per_s", 0.0) for w in workers.values()),
             "dead_letters_total": sum(w.get("dead_letters_total", 0.0) for w in workers.values()),
+            "lag_messages": sum(w.get("lag_messages", 0.0) for w in workers.values()),
             "e2r_p50_s": max((w.get("e2r_p50_s", 0.0) for w in workers.values()), default=0.0),
             "e2r_p99_s": max((w.get("e2r_p99_s", 0.0) for w in workers.values()), default=0.0),
             "model_version": max(

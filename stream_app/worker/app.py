@@ -25,6 +25,7 @@ from stream_app.metrics import WorkerMetrics
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore
 from stream_app.store.redis_store import RedisStore
+from stream_app.worker.lag import LagGauge, measure_lag
 from stream_app.worker.live_stats import LiveStats
 from stream_app.worker.model_holder import ModelHolder
 from stream_app.worker.model_sync import MODEL_KEY, ModelSync
@@ -130,6 +131,11 @@ def create_app(
                 )
                 for e in batch
             ]
+            from_control = sum(1 for msg in messages if msg.control)
+            if from_control:
+                metrics.consumed.labels(settings.topic_control).inc(from_control)
+            if len(messages) > from_control:
+                metrics.consumed.labels(settings.topic_events).inc(len(messages) - from_control)
             started = time.perf_counter()
             result = pipeline.process(messages, lambda vid: visitors.get(vid.encode()))
             metrics.batch_seconds.observe(time.perf_counter() - started)
@@ -145,7 +151,7 @@ def create_app(
             latencies = [max(0.0, done - e.message.timestamp) for e in batch if e.message.timestamp]
             for latency in latencies:
                 metrics.event_to_redis.observe(latency)
-            record_batch(metrics, result, holder)
+            record_batch(metrics, result, holder, settings)
             live.record(result, latencies)
             feed_discovery(result)
             for vid in result.forgotten:
@@ -236,6 +242,18 @@ def create_app(
         except Exception:
             log.debug("could not publish live stats", exc_info=True)
 
+    lag_gauge = LagGauge(metrics.consumer_lag)
+
+    @app.timer(interval=5.0)
+    async def measure_consumer_lag() -> None:
+        try:
+            lag = await measure_lag(app.consumer, (settings.topic_events, settings.topic_control))
+        except Exception:
+            log.debug("could not measure consumer lag", exc_info=True)
+            return
+        lag_gauge.update(lag)
+        live.lag_messages = sum(lag.values())
+
     @app.timer(interval=300.0)
     async def sweep_audiences() -> None:
         """Audience members whose ps:visitor record expired (TTL) leave the audience."""
@@ -260,7 +278,19 @@ def create_app(
     return app
 
 
-def record_batch(metrics: WorkerMetrics, result: Any, holder: ModelHolder) -> None:
+def record_batch(
+    metrics: WorkerMetrics, result: Any, holder: ModelHolder, settings: Settings
+) -> None:
+    produced = {
+        settings.topic_dlq: len(result.dead_letters),
+        settings.topic_events: len(result.rekeyed),
+        settings.topic_control: len(result.merges) + len(result.forwards),
+        settings.topic_training: len(result.training),
+        settings.topic_assignments: len(result.assignments) + len(result.forgotten),
+    }
+    for topic, n in produced.items():
+        if n:
+            metrics.produced.labels(topic).inc(n)
     for kind, n in result.by_type.items():
         metrics.events.labels(kind).inc(n)
     metrics.duplicates.inc(result.duplicates)

@@ -12,6 +12,7 @@ class LiveStats:
         self.events_total = 0
         self.dead_letters_total = 0
         self.duplicates_total = 0
+        self.lag_messages = 0  # set by the lag monitor: messages not yet committed
         self._window_events = 0
         self._window_latency: list[float] = []
         self._window_top: Counter[str] = Counter()
@@ -39,6 +40,7 @@ class LiveStats:
             "e2r_p50_s": lat[len(lat) // 2] if lat else 0.0,
             "e2r_p99_s": lat[min(len(lat) - 1, int(0.99 * len(lat)))] if lat else 0.0,
             "model_version": model_version,
+            "lag_messages": self.lag_messages,
             "reported_at": time.time(),
         }
         for persona, n in self._window_top.items():

@@ -321,6 +321,28 @@ def test_worker_exposes_prometheus_metrics(engine: Engine) -> None:
     assert processed and processed[0] > 0
     assert "persona_worker_event_to_redis_seconds_bucket" in text
     assert 'persona_worker_dead_letters_total{reason="unknown_persona"}' in text
+    events, dlq = engine.env["PERSONA_TOPIC_EVENTS"], engine.env["PERSONA_TOPIC_DLQ"]
+    assert sample(text, f'persona_worker_messages_consumed_total{{topic="{events}"}}') > 0
+    assert sample(text, f'persona_worker_messages_produced_total{{topic="{dlq}"}}') > 0
+
+    def lag_of_every_partition() -> dict[str, float] | None:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        lags = {
+            line.split("{", 1)[1].split("}", 1)[0]: float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("persona_worker_consumer_lag_messages{")
+            and f'topic="{events}"' in line
+        }
+        return lags if len(lags) == 2 and all(v == 0 for v in lags.values()) else None
+
+    # Measured every 5 s; both partitions are this worker's and it has caught up.
+    wait_until(lag_of_every_partition, 20, "a zero consumer lag on both partitions", every=1)
+
+
+def sample(text: str, prefix: str) -> float:
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix)]
+    assert values, f"no sample {prefix} in the worker's /metrics"
+    return values[0]
 
 
 def test_live_stats_reach_the_dashboard_endpoint(engine: Engine) -> None:

@@ -41,11 +41,25 @@ async def test_stats_sum_workers_and_compute_the_mix(
 ) -> None:
     await store.put_worker_stats(
         "a",
-        {"events_total": 100, "events_per_s": 40, "e2r_p99_s": 0.2, "top:tech_evaluator": 3},
+        {
+            "events_total": 100,
+            "events_per_s": 40,
+            "e2r_p99_s": 0.2,
+            "lag_messages": 30,
+            "top:tech_evaluator": 3,
+        },
         15,
     )
     await store.put_worker_stats(
-        "b", {"events_total": 50, "events_per_s": 10, "e2r_p99_s": 0.1, "top:casual_reader": 1}, 15
+        "b",
+        {
+            "events_total": 50,
+            "events_per_s": 10,
+            "e2r_p99_s": 0.1,
+            "lag_messages": 12,
+            "top:casual_reader": 1,
+        },
+        15,
     )
     rec = {
         "visitor_id": "v1",
@@ -81,6 +95,7 @@ async def test_stats_sum_workers_and_compute_the_mix(
     assert s["totals"]["workers"] == 2
     assert s["totals"]["events_total"] == 150 and s["totals"]["events_per_s"] == 50
     assert s["totals"]["e2r_p99_s"] == 0.2
+    assert s["totals"]["lag_messages"] == 42
     assert s["persona_mix"]["tech_evaluator"] == pytest.approx(0.75)
     assert sum(s["persona_mix"].values()) == pytest.approx(1.0)
     tech = next(p for p in s["personas"] if p["id"] == "tech_evaluator")
