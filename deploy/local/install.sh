@@ -48,10 +48,22 @@ if ! command -v redis-server >/dev/null 2>&1; then
     command -v sudo >/dev/null 2>&1 || die "redis-server is missing and installing it needs root"
     SUDO="sudo"
   fi
+  redis_was_running=0
+  pgrep -x redis-server >/dev/null 2>&1 && redis_was_running=1
   log "installing redis-server from Debian (apt-get) ..."
   $SUDO apt-get update -qq || die "apt-get update failed"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null \
     || die "apt-get install redis-server failed"
+  # The package starts its own service on :6379 (with RDB persistence); deploy/local/redis.sh
+  # would reuse it and could never stop it. Stop it: our scripts start and stop their own.
+  if [ "$redis_was_running" -eq 0 ] && pgrep -x redis-server >/dev/null 2>&1; then
+    log "stopping the redis-server service the package started (redis.sh runs its own)"
+    if [ -d /run/systemd/system ]; then
+      $SUDO systemctl stop redis-server || log "could not stop the redis-server service"
+    else
+      $SUDO service redis-server stop || log "could not stop the redis-server service"
+    fi
+  fi
 fi
 command -v redis-cli >/dev/null 2>&1 \
   || die "redis-cli is missing (it comes with redis-tools): apt-get install -y redis-tools"
