@@ -100,6 +100,15 @@ def _check_condition(value: Condition) -> Condition:
     return value
 
 
+class PersonaDisplay(_Strict):
+    """Optional content a website shows to visitors of this persona (hero banner and CTA)."""
+
+    headline: str | None = Field(None, min_length=1, max_length=120)
+    text: str | None = Field(None, min_length=1, max_length=400)
+    cta: str | None = Field(None, min_length=1, max_length=40)
+    cta_url: str | None = Field(None, pattern=r"^(/|https?://)\S*$")
+
+
 class Persona(_Strict):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
     name: str = Field(min_length=1)
@@ -107,6 +116,17 @@ class Persona(_Strict):
     goals: list[str] = Field(default_factory=list)
     pain_points: list[str] = Field(default_factory=list)
     phases: list[str] = Field(default_factory=list)
+    display: PersonaDisplay | None = None
+
+    def display_content(self) -> dict[str, str]:
+        """Hero content for this persona; missing fields fall back to name and description."""
+        d = self.display or PersonaDisplay()
+        return {
+            "headline": d.headline or self.name,
+            "text": d.text or self.description or self.name,
+            "cta": d.cta or "Learn more",
+            "cta_url": d.cta_url or "/",
+        }
 
     @field_validator("phases")
     @classmethod

@@ -20,6 +20,7 @@ COMMANDS: tuple[str, ...] = (
     "catalog",
     "personas",
     "map_crm",
+    "demo",
 )
 
 

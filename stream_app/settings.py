@@ -51,6 +51,16 @@ class Settings(BaseSettings):
         default_factory=list,
         description="accepted Segment write keys (JSON list); empty = accept any key",
     )
+    write_key_required: bool = Field(
+        False,
+        description="POST /v1/events refuses requests without a known write key "
+        "(when false, a key is checked only when one is sent)",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="origins (JSON list, '*' = any) allowed to call the tracker routes "
+        "(/tracker.js, /v1/events, /v1/visitors/..., /v1/personas) from a browser",
+    )
     max_body_bytes: int = Field(512 * 1024, ge=1024, description="largest request body")
     max_batch_events: int = Field(500, ge=1, description="largest batch")
     hash_pii: bool = Field(True, description="SHA-256 e-mail/phone traits at the edge")

@@ -14,9 +14,11 @@ from fastapi.responses import JSONResponse, Response
 
 from models.catalog import Catalog
 from stream_app.api.audiences import build_audience_router
+from stream_app.api.cors import TrackerCors
 from stream_app.api.dashboard import build_dashboard_router
 from stream_app.api.health import build_health_router
 from stream_app.api.lookup import build_lookup_router
+from stream_app.api.tracker import build_tracker_router
 from stream_app.collector.producer import EventProducer
 from stream_app.collector.routes import build_collector_router
 from stream_app.metrics import ApiMetrics
@@ -73,6 +75,9 @@ def create_app(
     app.include_router(build_audience_router(settings, store, catalog))
     app.include_router(build_dashboard_router(store, catalog))
     app.include_router(build_health_router(settings, store))
+    app.include_router(build_tracker_router())
+    if settings.cors_origins:
+        app.add_middleware(TrackerCors, origins=list(settings.cors_origins))
 
     @app.middleware("http")
     async def time_requests(request: Request, call_next: Any) -> Any:

@@ -49,7 +49,8 @@ def build_lookup_router(
     async def personas() -> Any:
         out = []
         for p in catalog.personas:
-            out.append({**p.model_dump(), **await persona_live(store, p.id)})
+            live = await persona_live(store, p.id)
+            out.append({**p.model_dump(), "display": p.display_content(), **live})
         return {
             "catalog": catalog.name,
             "audience_threshold": settings.audience_threshold,

@@ -1,5 +1,9 @@
 """Ingestion: native ``/v1/events`` and Segment-compatible ``/v1/{batch,page,track,identify}``.
 
+Write keys (``PERSONA_WRITE_KEYS``): Segment calls carry one in Basic auth (or ``writeKey``
+in the body); native calls in ``?writeKey=`` (the browser tracker's sendBeacon cannot set
+headers) or Basic auth.
+
 Flow for every request: read body (400/413/415) -> validate each event (rejections are
 reported, never fatal for the rest) -> hand the valid ones to Kafka and wait for the
 acks (503 when Kafka cannot be reached) -> 202 with what was accepted and rejected.
@@ -57,8 +61,30 @@ def build_collector_router(
         status = 400 if rejected and not accepted else 202
         return JSONResponse(body, status_code=status)
 
+    def known(key: str) -> bool:
+        return any(secrets.compare_digest(key, k) for k in write_keys)
+
+    def native_authorised(request: Request) -> bool:
+        """``writeKey`` query parameter (sendBeacon cannot set headers) or Basic auth username.
+
+        With no keys configured anything goes; a key that is sent must be known; no key at
+        all is accepted unless ``PERSONA_WRITE_KEY_REQUIRED`` (existing clients send none).
+        """
+        if not write_keys:
+            return True
+        key = request.query_params.get("writeKey") or write_key_from_basic_auth(
+            request.headers.get("authorization")
+        )
+        if not key:
+            return not settings.write_key_required
+        return known(key)
+
     @router.post("/v1/events", status_code=202, summary="Collect native events (one or a batch)")
     async def collect_events(request: Request) -> JSONResponse:
+        if not native_authorised(request):
+            return error(
+                401, "missing or unknown write key (send it as ?writeKey= or Basic auth username)"
+            )
         try:
             body = await read_json_body(request, settings.max_body_bytes)
         except BodyError as exc:
@@ -83,7 +109,7 @@ def build_collector_router(
             return True
         key = write_key_from_basic_auth(request.headers.get("authorization"))
         key = key or body.get("writeKey")
-        return isinstance(key, str) and any(secrets.compare_digest(key, k) for k in write_keys)
+        return isinstance(key, str) and known(key)
 
     async def segment(request: Request, call: str | None) -> JSONResponse:
         try:
