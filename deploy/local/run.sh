@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install what is needed, start local Kafka and Redis,
-# run one worker and the API, send simulated traffic, and keep running until Ctrl-C
+# run one worker, the API and the demo website, send simulated traffic, and keep running until Ctrl-C
 # (or `bash deploy/local/run.sh stop` from another shell); then stop everything.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -9,7 +9,7 @@ RUN="$ROOT/var/run"
 mkdir -p "$RUN"
 
 stop_all() {
-  for name in simulate api worker; do
+  for name in simulate demo api worker; do
     if [ -f "$RUN/$name.pid" ]; then
       pid=$(cat "$RUN/$name.pid")
       if kill -0 "$pid" 2>/dev/null; then
@@ -41,9 +41,14 @@ trap 'exit 130' INT TERM
 
 PS=".venv/bin/persona-stream"
 API_PORT="${PERSONA_API_PORT:-8000}"
+DEMO_PORT="${DEMO_PORT:-8100}"
+# The demo site calls the API from its own origin.
+export PERSONA_CORS_ORIGINS="${PERSONA_CORS_ORIGINS:-[\"http://127.0.0.1:$DEMO_PORT\"]}"
 "$PS" topics
 "$PS" worker >"$RUN/worker.log" 2>&1 & echo $! >"$RUN/worker.pid"
 "$PS" api >"$RUN/api.log" 2>&1 & echo $! >"$RUN/api.pid"
+"$PS" demo --port "$DEMO_PORT" --api-url "http://127.0.0.1:$API_PORT" >"$RUN/demo.log" 2>&1 &
+echo $! >"$RUN/demo.pid"
 
 echo "waiting for the API on 127.0.0.1:$API_PORT ..."
 for _ in $(seq 1 120); do
@@ -63,11 +68,12 @@ echo "sending simulated traffic (logs: $RUN/*.log) ..."
 cat <<MSG
 
 persona-stream is running:
-  API        http://127.0.0.1:$API_PORT   (OpenAPI at /docs)
+  API        http://127.0.0.1:$API_PORT   (OpenAPI at /docs, live dashboard at /dashboard)
+  demo site  http://127.0.0.1:$DEMO_PORT   (browse /docs, /pricing, ...: the banner follows your persona)
   a visitor  curl -s http://127.0.0.1:$API_PORT/v1/visitors/\$(sed -n 2p $RUN/truth.csv | cut -d, -f1)
   send one   curl -s -XPOST -H 'content-type: application/json' http://127.0.0.1:$API_PORT/v1/events \\
                -d '{"event_id":"e1","type":"page_view","visitor_id":"v1","ts":"$(date -u +%Y-%m-%dT%H:%M:%SZ)","url":"https://example.com/pricing"}'
-  logs       $RUN/worker.log $RUN/api.log $RUN/simulate.log
+  logs       $RUN/worker.log $RUN/api.log $RUN/demo.log $RUN/simulate.log
 Press Ctrl-C (or run: bash deploy/local/run.sh stop) to stop everything.
 MSG
 
