@@ -37,6 +37,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 WRITE_KEY = "demo-write-key"
+TRACKER_CALLS = """async (user) => [
+  await personaStream.touchpoint({channel: "webinar", action: "attend", name: "Demo day"}),
+  await personaStream.feedback("nps", 9, {comment: "nice"}),
+  await personaStream.identify(user, {job_title: "CTO"}),
+]"""
 PERSONA = "tech_evaluator"
 DWELL_S = 1.5
 # Records what the page hands to sendBeacon (Playwright does not report beacons sent while
@@ -139,6 +144,7 @@ def test_browsing_as_a_persona_changes_the_banner(site: tuple[Engine, str]) -> N
     want = catalog.persona(PERSONA)
     assert want is not None
     display = want.display_content()
+    user = f"u-{uuid.uuid4().hex[:8]}"
     ARTIFACTS.mkdir(exist_ok=True)
     before, after, dashboard = (
         ARTIFACTS / "demo-before.png",
@@ -184,6 +190,9 @@ def test_browsing_as_a_persona_changes_the_banner(site: tuple[Engine, str]) -> N
             assert page.locator("#hero-cta").get_attribute("href") == display["cta_url"]
             page.screenshot(path=str(after))
             sent = page.evaluate("JSON.parse(sessionStorage.getItem('beacons') || '[]')")
+            # The other calls go through fetch and read the answer: CORS must allow it.
+            results = page.evaluate(TRACKER_CALLS, user)
+            assert results == [True, True, True], results
 
             board = context.new_page()  # the demo page stays open: its view is not sent
             board.goto(f"http://127.0.0.1:{eng.api_port}/dashboard")
@@ -206,19 +215,24 @@ def test_browsing_as_a_persona_changes_the_banner(site: tuple[Engine, str]) -> N
     assert views[1]["referrer"] == demo_url + "/"
     assert all(b["context"]["user_agent"] and b["title"] for b in views)
 
+    # Every event once: the page views, a touchpoint, a feedback and the identify.
+    expected = len(views) + 3
     last: list[Any] = []
 
     def counted() -> Any:
-        last[:] = [eng.http.get(f"/v1/visitors/{visitor}").json()]
-        return last[0] if last[0].get("events") == len(views) else None
+        last[:] = [eng.http.get(f"/v1/visitors/{user}")]
+        ok = last[0].status_code == 200 and last[0].json().get("events") == expected
+        return last[0].json() if ok else None
 
     try:
-        record = wait_until(counted, 30, f"the engine to count {len(views)} page views")
+        record = wait_until(counted, 30, f"the engine to count {expected} events of {user}")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; last record {last}") from None
+        raise AssertionError(f"{exc}; last answer {last[0].text}") from None
     assert record["top"]["persona"] == PERSONA
+    assert record["feedback"]["nps"] == 9
+    assert visitor in record["merged_visitor_ids"]
     time.sleep(2)
-    assert eng.http.get(f"/v1/visitors/{visitor}").json()["events"] == len(views)
+    assert eng.http.get(f"/v1/visitors/{visitor}").json()["events"] == expected
 
     for shot in (before, after, dashboard):
         width, height = png_size(shot)
