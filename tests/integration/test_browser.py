@@ -22,20 +22,12 @@ import pytest
 
 from models.catalog import Catalog
 from stream_app.demo.site import NEUTRAL, site_pages
+from tests.chromium import launch, require_chromium
 from tests.integration.conftest import REPO, Engine, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WRITE_KEY = "demo-write-key"
 TRACKER_CALLS = """async (user) => [
   await personaStream.touchpoint({channel: "webinar", action: "attend", name: "Demo day"}),
@@ -82,11 +74,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def site(request: pytest.FixtureRequest) -> Iterator[tuple[Engine, str]]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium with `bash deploy/local/install.sh`",
-            pytrace=False,
-        )
+    require_chromium()
     kafka = request.getfixturevalue("kafka_bootstrap")
     redis_url = request.getfixturevalue("redis_url")
     demo_port = free_port()
@@ -154,7 +142,7 @@ def test_browsing_as_a_persona_changes_the_banner(site: tuple[Engine, str]) -> N
     for shot in (before, after, dashboard):
         shot.unlink(missing_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             context = browser.new_context(viewport={"width": 1280, "height": 800})
             context.add_init_script(BEACON_SPY)
