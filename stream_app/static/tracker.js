@@ -158,6 +158,7 @@
       ts: rfc3339(new Date()),
       url: String(window.location.href).slice(0, 8192),
       referrer: String(referrer || "").slice(0, 8192),
+      title: document.title,
       visibleMs: 0,
       since: document.visibilityState === "hidden" ? null : now(),
       sent: false
@@ -180,7 +181,7 @@
     ev.ts = view.ts;
     ev.url = view.url;
     ev.referrer = /^https?:\/\//i.test(view.referrer) ? view.referrer : "";
-    ev.title = String(document.title || "").slice(0, 2048);
+    ev.title = String(view.title || document.title || "").slice(0, 2048);
     ev.dwell_ms = Math.max(0, Math.min(MAX_DWELL_MS, Math.round(view.visibleMs)));
     return send(ev, true);
   }

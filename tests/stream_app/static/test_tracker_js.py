@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from stream_app.events.validate import validate_event
 from tests.chromium import launch
 
 TRACKER = resources.files("stream_app").joinpath("static/tracker.js").read_text("utf-8")
@@ -60,8 +61,8 @@ def browser() -> Iterator[Any]:
 class Site:
     """A browser context with the routed site and API; records what reaches /v1/events."""
 
-    def __init__(self, browser: Any, start: str = "visible") -> None:
-        self.context = browser.new_context()
+    def __init__(self, browser: Any, start: str = "visible", **options: Any) -> None:
+        self.context = browser.new_context(**options)
         self.context.add_init_script(HARNESS.replace("__START__", start))
         self.posts: list[dict[str, Any]] = []
         self.lookup: tuple[int, Any] = (404, {"error": "unknown visitor"})
@@ -130,6 +131,26 @@ def test_one_page_view_on_first_hide_with_visible_dwell(site: Site) -> None:
     site.hide()
     site.page.goto(f"{SITE}/other")  # pagehide of the already-sent view sends nothing
     assert len(site.beacons()) == 1
+
+
+@pytest.mark.parametrize(
+    ("zone", "offset"), [("Asia/Kolkata", "+05:30"), ("America/Lima", "-05:00")]
+)
+def test_events_pass_the_collector_validation_in_any_time_zone(
+    browser: Any, zone: str, offset: str
+) -> None:
+    s = Site(browser, timezone_id=zone, locale="de-CH")
+    try:
+        s.page.goto(f"{SITE}/docs")
+        s.page.evaluate("personaStream.feedback('nps', 10)")
+        s.hide()
+        (view,) = s.beacons()
+        assert view["ts"].endswith(offset) and view["context"]["locale"] == "de-CH"
+        for event in (view, s.posts[0]):
+            event = {k: v for k, v in event.items() if k not in ("endpoint", "ctype")}
+            assert validate_event(event)["event_id"] == event["event_id"]
+    finally:
+        s.context.close()
 
 
 def test_hidden_time_is_not_counted(browser: Any) -> None:
