@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 import warnings
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition  # noqa: E402
+from kafka.errors import KafkaError  # noqa: E402
 from redis import Redis  # noqa: E402
 
 from models.catalog import Catalog  # noqa: E402
@@ -69,8 +71,51 @@ class Worker:
 
 
 def committed(admin: KafkaAdminClient, group: str, topic: str) -> int:
-    offsets = admin.list_group_offsets({group: None}).get(group, {})
+    try:
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    except KafkaError:  # e.g. the coordinator of a fresh broker is not there yet
+        return 0
     return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+def worker_metrics(port: int) -> str:
+    """Batch count, mean batch size and mean pipeline / Redis time from the worker's /metrics."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError as exc:
+        return f"worker metrics unavailable: {exc}"
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if line.startswith("persona_worker_") and "{" not in name:
+            values[name] = float(value)
+        elif line.startswith("persona_worker_events_processed_total{"):
+            values["events"] = values.get("events", 0.0) + float(value)
+    batches = values.get("persona_worker_batch_duration_seconds_count", 0.0)
+    if not batches:
+        return "worker metrics: no batches"
+    pipeline = values.get("persona_worker_batch_duration_seconds_sum", 0.0)
+    redis_s = values.get("persona_worker_redis_write_duration_seconds_sum", 0.0)
+    events = values.get("events", 0.0)
+    return (
+        f"worker: {batches:.0f} batches, {events / batches:.0f} events per batch; "
+        f"per event: pipeline {1e6 * pipeline / max(events, 1):.0f} µs, "
+        f"Redis write {1e6 * redis_s / max(events, 1):.0f} µs (wall)"
+    )
 
 
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> int:
@@ -88,6 +133,9 @@ def main() -> int:
     parser.add_argument("--probes", type=int, default=400)
     parser.add_argument("--rate", type=float, default=0, help="latency phase rate (0 = half)")
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument(
+        "--py-spy", metavar="FILE", help="sample the worker with py-spy during phase 1 (raw)"
+    )
     args = parser.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -138,6 +186,17 @@ def main() -> int:
     mem_before = int(redis.info("memory")["used_memory"])
 
     worker = Worker(env, tmp / "worker.log")
+    spy = None
+    if args.py_spy:
+        spy = subprocess.Popen(
+            [
+                *(str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw"),
+                *("--rate", "100", "-o", args.py_spy),
+                *("--pid", str(worker.proc.pid)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     try:
         total = end_offsets(settings.kafka_bootstrap, topic, args.partitions)
         t0 = time.perf_counter()
@@ -146,6 +205,7 @@ def main() -> int:
             done = committed(admin, group, topic)
             if first is None and done > 0:
                 first = (time.perf_counter(), done)
+                cpu0, busy0 = cpu_seconds(worker.proc.pid), machine_busy()
             if done >= total:
                 break
             if worker.proc.poll() is not None:
@@ -154,12 +214,23 @@ def main() -> int:
                 raise SystemExit("timed out")
             time.sleep(0.2)
         t_end = time.perf_counter()
+        cpu1, busy1 = cpu_seconds(worker.proc.pid), machine_busy()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         assert first is not None
         steady = (total - first[1]) / max(t_end - first[0], 1e-9)
         overall = total / (t_end - t0)
         print(
             f"throughput: {total} events; {steady:,.0f} events/s after the first commit, "
             f"{overall:,.0f} events/s including start-up ({t_end - t0:.1f}s)"
+        )
+        span = max(t_end - first[0], 1e-9)
+        print(worker_metrics(int(overrides["PERSONA_WORKER_WEB_PORT"])))
+        print(
+            f"cpu after the first commit: worker {100 * (cpu1 - cpu0) / span:.0f}% of one core "
+            f"({1e6 * (cpu1 - cpu0) / max(total - first[1], 1):.0f} µs CPU per event), machine "
+            f"{100 * (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1):.0f}% of all cores"
         )
         time.sleep(1.0)
         written = sum(

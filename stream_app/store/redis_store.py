@@ -5,10 +5,34 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from stream_app.store.base import VisitorWrite
 from stream_app.store.keys import Keys
+
+# One visitor's record and audience memberships in one command: SET the record with its
+# TTL, then ZADD (score given) or ZREM ("" given) the visitor in each audience key. The same
+# commands the pipeline sent one by one, with one command to pack and one reply to parse
+# per visitor instead of 1 + personas.
+# KEYS: record, audience 1..n. ARGV: record JSON, ttl, visitor id, score 1..n or "".
+WRITE_VISITOR_LUA = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+for i = 2, #KEYS do
+  local score = ARGV[i + 2]
+  if score == '' then
+    redis.call('ZREM', KEYS[i], ARGV[3])
+  else
+    redis.call('ZADD', KEYS[i], score, ARGV[3])
+  end
+end
+return 1
+"""
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """The stored form of ``ps:visitor:{id}``: compact UTF-8 JSON."""
+    return orjson.dumps(record)
 
 
 class RedisStore:
@@ -24,6 +48,7 @@ class RedisStore:
         self._k = Keys(prefix)
         self._ttl = ttl_s
         self._threshold = audience_threshold
+        self._write_visitor = redis.register_script(WRITE_VISITOR_LUA)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -45,16 +70,24 @@ class RedisStore:
     async def write(self, writes: list[VisitorWrite]) -> None:
         if not writes:
             return
-        k, ttl = self._k, self._ttl
+        k, ttl, threshold = self._k, self._ttl, self._threshold
         pipe = self._r.pipeline(transaction=False)
+        script = self._write_visitor
+        pipe.scripts.add(script)  # loaded (once per Redis) before the pipeline runs
+        evalsha = pipe.evalsha
+        audience_keys: dict[str, str] = {}
         for w in writes:
             vid = w.visitor_id
-            pipe.set(k.visitor(vid), json.dumps(w.record, separators=(",", ":")), ex=ttl)
-            for persona, p in w.record.get("personas", {}).items():
-                if p >= self._threshold:
-                    pipe.zadd(k.audience(persona), {vid: p})
-                else:
-                    pipe.zrem(k.audience(persona), vid)
+            personas = w.record.get("personas", {})
+            keys = [k.visitor(vid)]
+            args: list[Any] = [encode_record(w.record), ttl, vid]
+            for persona, p in personas.items():
+                key = audience_keys.get(persona)
+                if key is None:
+                    key = audience_keys[persona] = k.audience(persona)
+                keys.append(key)
+                args.append(repr(float(p)) if p >= threshold else "")
+            evalsha(script.sha, len(keys), *keys, *args)
             for persona, field, amount in w.kpi:
                 pipe.hincrbyfloat(k.kpi(persona), field, amount)
             if w.identity:

@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 import faust
+import orjson
 
 from models.catalog import Catalog
 from models.discovery import PersonaDiscovery
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 DISCOVERY_SAMPLE = 10
 BATCH_MAX = 1000
-BATCH_WITHIN_S = 0.02
+BATCH_WITHIN_S = 0.1
 
 
 def faust_broker(bootstrap: str) -> list[str]:
@@ -44,7 +45,7 @@ def faust_broker(bootstrap: str) -> list[str]:
 
 
 def dumps(doc: Any) -> bytes:
-    return json.dumps(doc, separators=(",", ":")).encode()
+    return orjson.dumps(doc)
 
 
 def create_app(
