@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 DISCOVERY_SAMPLE = 10
 BATCH_MAX = 1000
-BATCH_WITHIN_S = 0.1
+BATCH_WITHIN_S = 0.05
 
 
 def faust_broker(bootstrap: str) -> list[str]:

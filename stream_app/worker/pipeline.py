@@ -89,11 +89,12 @@ class Pipeline:
                 self._control(msg, get_state, result)
             else:
                 self._one(msg, get_state, result)
+        updated_at = now_rfc3339()  # one clock read per batch: the batch is written at once
         for vid, state in result.states.items():
             if state.get("merged_into"):
                 continue
             try:
-                self._emit(vid, state, result)
+                self._emit(vid, state, result, updated_at)
             except Exception as exc:  # one broken state must not stop the stream
                 result.emit_errors.append(f"{vid}: {type(exc).__name__}: {exc}")
         return result
@@ -236,12 +237,14 @@ class Pipeline:
                 }
             )
 
-    def _emit(self, vid: str, state: dict[str, Any], result: BatchResult) -> None:
+    def _emit(
+        self, vid: str, state: dict[str, Any], result: BatchResult, updated_at: str | None = None
+    ) -> None:
         mapper = self.model.mapper
         # A merged user's state may not have been scored yet: score it once, here.
         state["personas"] = state["personas"] or mapper.score(state["model"] or mapper.new_state())
         state["phase"] = state["phase"] or "awareness"
-        record = self.record(state)
+        record = self.record(state, updated_at)
         result.writes.append(
             VisitorWrite(
                 record,
@@ -266,7 +269,7 @@ class Pipeline:
                 )
             )
 
-    def record(self, state: dict[str, Any]) -> dict[str, Any]:
+    def record(self, state: dict[str, Any], updated_at: str | None = None) -> dict[str, Any]:
         """The lookup JSON of INTERFACES.md 2.1 (plus ``last_seen``, ``merged_visitor_ids``)."""
         personas = state["personas"]
         top = max(personas, key=lambda p: personas[p])
@@ -279,7 +282,7 @@ class Pipeline:
             "events": state["events"],
             "feedback": state["feedback"],
             "model_version": self.model.version,
-            "updated_at": now_rfc3339(),
+            "updated_at": updated_at or now_rfc3339(),
             "last_seen": state["last_seen"],
             "merged_visitor_ids": state.get("aliases", []),
         }
