@@ -6,7 +6,9 @@ Needs the local broker (``bash deploy/local/infra.sh start``). Pre-loads a fresh
 simulated traffic (as ``bench_engine.py`` does), then measures, each in a fresh process
 and consumer group, events/s from the first record to the last:
 
-1. ``aiokafka getmany``: a bare ``AIOKafkaConsumer`` draining the topic (no processing).
+1. ``aiokafka getmany``: a bare ``AIOKafkaConsumer`` draining the topic (no processing);
+   and the same feeding our pipeline and the Redis write, state in a dict (no changelog):
+   what a hot path outside faust streams could reach before making its state durable.
 2. ``faust take_events``: a faust agent that does nothing with its batches, with the
    worker's settings and with variants of batch size and consumer settings.
 3. ``faust + table``: the same agent writing one value of ``--state-bytes`` per visitor
@@ -88,6 +90,54 @@ async def raw_getmany(bootstrap: str, topic: str, n: int, max_records: int = 100
         return seen / (time.perf_counter() - t0)
     finally:
         await consumer.stop()
+
+
+async def getmany_pipeline(bootstrap: str, topic: str, n: int) -> float:
+    """aiokafka getmany + our pipeline + the Redis write, state in a dict (not durable)."""
+    from aiokafka import AIOKafkaConsumer
+
+    from models.catalog import Catalog
+    from stream_app.settings import DEFAULT_CATALOG, Settings
+    from stream_app.store.redis_store import RedisStore
+    from stream_app.worker.model_holder import ModelHolder
+    from stream_app.worker.pipeline import Pipeline, RawMessage
+
+    prefix = f"ceiling:{uuid.uuid4().hex[:8]}:"
+    store = RedisStore.from_url(Settings().redis_url.get_secret_value(), prefix=prefix)
+    pipeline = Pipeline(ModelHolder(Catalog.load(DEFAULT_CATALOG), 7 * 24 * 3600.0))
+    table: dict[str, Any] = {}
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"ceiling-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen, t0 = 0, 0.0
+    try:
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=1000)
+            messages = [
+                RawMessage(r.key, r.value, f"{r.topic}/{r.partition}@{r.offset}")
+                for records in batches.values()
+                for r in records
+            ]
+            if not messages:
+                continue
+            if not t0:
+                t0 = time.perf_counter()
+            result = pipeline.process(messages, table.get)
+            table.update(result.states)
+            await store.write(result.writes)
+            seen += len(messages)
+        return seen / (time.perf_counter() - t0)
+    finally:
+        await consumer.stop()
+        keys = [k async for k in store._r.scan_iter(match=f"{prefix}*", count=5000)]
+        for i in range(0, len(keys), 5000):
+            await store._r.delete(*keys[i : i + 5000])
+        await store.close()
 
 
 def faust_child(args: argparse.Namespace) -> None:
@@ -189,6 +239,10 @@ def main() -> int:
     print(f"# {n} events pre-loaded into {topic} in {time.perf_counter() - started:.1f}s")
     cases: list[tuple[str, Any]] = [
         ("aiokafka getmany (max_records 1000)", lambda: raw_getmany(args.bootstrap, topic, n)),
+        (
+            "aiokafka getmany + our pipeline + Redis write (no changelog)",
+            lambda: getmany_pipeline(args.bootstrap, topic, n),
+        ),
         ("faust take_events(1000, 0.1 s), worker settings", dict(WORKER)),
         ("faust take_events(1000, 0.02 s), worker settings", dict(WORKER, within=0.02)),
         ("faust take_events(4000, 0.1 s), worker settings", dict(WORKER, take=4000)),
