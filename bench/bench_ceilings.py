@@ -252,6 +252,15 @@ def main() -> int:
         ),
         ("faust + table, 2 KB per visitor per batch", dict(WORKER, state_bytes=2048)),
         ("faust + table, 200 B per visitor per batch", dict(WORKER, state_bytes=200)),
+        (
+            "faust + table, 2 KB, producer linger 50 ms, batches of 1 MB",
+            dict(
+                WORKER,
+                state_bytes=2048,
+                producer_linger_ms=50,
+                producer_max_batch_size=1024 * 1024,
+            ),
+        ),
     ]
     only = {c.strip() for c in args.only.split(",") if c.strip()}
     try:
