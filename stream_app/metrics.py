@@ -57,6 +57,11 @@ class WorkerMetrics:
             "events skipped as already processed",
             registry=r,
         )
+        self.forgotten_discarded = Counter(
+            "persona_worker_events_forgotten_total",
+            "events dropped because they were sent before their visitor was deleted",
+            registry=r,
+        )
         self.dead_letters = Counter(
             "persona_worker_dead_letters_total",
             "messages sent to the DLQ, by reason",

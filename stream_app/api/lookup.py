@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from fastapi import APIRouter
@@ -35,9 +36,11 @@ def build_lookup_router(
         # markers of the anonymous visitors merged into it) and writes a tombstone to the
         # assignments feed; the API removes the serving copy at once.
         ids = [canonical, *record.get("merged_visitor_ids", [])]
+        requested_at = time.time()  # events sent before this are not brought back
         try:
             for ident in ids:
-                forget = json.dumps({"op": "forget", "visitor_id": ident}).encode()
+                doc = {"op": "forget", "visitor_id": ident, "at": requested_at}
+                forget = json.dumps(doc).encode()
                 await producer.send_raw(settings.topic_control, ident.encode(), forget)
             await producer.send_raw(settings.topic_assignments, canonical.encode(), None)
         except KafkaUnavailable as exc:

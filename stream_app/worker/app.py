@@ -129,6 +129,7 @@ def create_app(
                     e.message.value,
                     f"{e.message.topic}/{e.message.partition}@{e.message.offset}",
                     control=e.message.topic == settings.topic_control,
+                    timestamp=e.message.timestamp,
                 )
                 for e in batch
             ]
@@ -155,9 +156,7 @@ def create_app(
             record_batch(metrics, result, holder, settings)
             live.record(result, latencies)
             feed_discovery(result)
-            for vid in result.forgotten:
-                if vid.encode() in visitors:
-                    del visitors[vid.encode()]
+            for vid in result.forgotten:  # the table keeps a small marker (see pipeline)
                 await retry("Redis delete", lambda vid=vid: get_store().delete(vid))
                 await assignments.send(key=vid.encode(), value=None)
             for dead in result.dead_letters:
@@ -295,6 +294,8 @@ def record_batch(
     for kind, n in result.by_type.items():
         metrics.events.labels(kind).inc(n)
     metrics.duplicates.inc(result.duplicates)
+    if result.forgotten_discarded:
+        metrics.forgotten_discarded.inc(result.forgotten_discarded)
     for dead in result.dead_letters:
         metrics.dead_letters.labels(dead.reason).inc()
     for w in result.writes:

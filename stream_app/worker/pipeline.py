@@ -36,6 +36,7 @@ class RawMessage:
     value: bytes | None
     source: str = ""  # topic/partition@offset, for dead letters
     control: bool = False  # from the internal control topic (forget requests)
+    timestamp: float | None = None  # the Kafka record's timestamp (s since the epoch)
 
 
 @dataclass
@@ -54,10 +55,12 @@ class BatchResult:
     kpi: dict[str, list[tuple[str, str, float]]] = field(default_factory=dict)
     processed: int = 0
     duplicates: int = 0
+    forgotten_discarded: int = 0  # sent before their visitor was forgotten: dropped
     by_type: dict[str, int] = field(default_factory=dict)
 
 
 StateGetter = Callable[[str], dict[str, Any] | None]
+FORGOTTEN: dict[str, Any] = {"forgotten": True}  # sentinel: the message must be dropped
 
 
 def now_rfc3339() -> str:
@@ -91,7 +94,7 @@ class Pipeline:
                 self._one(msg, get_state, result)
         updated_at = now_rfc3339()  # one clock read per batch: the batch is written at once
         for vid, state in result.states.items():
-            if state.get("merged_into"):
+            if state.get("merged_into") or vs.is_forgotten(state):
                 continue
             try:
                 self._emit(vid, state, result, updated_at)
@@ -119,10 +122,16 @@ class Pipeline:
             )
             return
         if op == CONTROL_FORGET:
-            result.states.pop(target, None)
+            # A marker, not nothing: an event sent before the DELETE but consumed after it
+            # (another topic, so no order between them) must not bring the visitor back.
+            at = doc.get("at", msg.timestamp)
+            at = float(at) if isinstance(at, int | float) else 0.0
+            result.states[target] = vs.forgotten_marker(target, at)
             result.forgotten.append(target)
         elif op == "merge":
-            current = result.states.get(target) or get_state(target)
+            current = self._live_state(target, msg, get_state, result)
+            if current is FORGOTTEN:
+                return
             if doc["state"]["visitor_id"] not in (current or {}).get("aliases", []):
                 pending = [tuple(x) for x in doc["state"].get("pending_kpi", [])]
                 result.kpi.setdefault(target, []).extend(pending)
@@ -136,6 +145,19 @@ class Pipeline:
         else:
             event = doc["event"]
             self._one(msg, get_state, result, event=event, as_key=target)
+
+    def _live_state(
+        self, vid: str, msg: RawMessage, get_state: StateGetter, result: BatchResult
+    ) -> dict[str, Any] | None:
+        """The visitor's state; ``None`` if there is none (or it was forgotten before this
+        message was sent); ``FORGOTTEN`` if the message was sent before the forget."""
+        current = result.states.get(vid) or get_state(vid)
+        if current is None or not vs.is_forgotten(current):
+            return current
+        if msg.timestamp is not None and msg.timestamp <= current["forgotten_at"]:
+            result.forgotten_discarded += 1
+            return FORGOTTEN
+        return None
 
     def _one(
         self,
@@ -161,7 +183,10 @@ class Pipeline:
             if event["type"] == "label":
                 self.model.mapper.check_persona(event["persona"])
             step = "deduplicate"
-            current = result.states.get(vid) or get_state(vid) or vs.new_state(vid)
+            found = self._live_state(vid, msg, get_state, result)
+            if found is FORGOTTEN:
+                return
+            current = found or vs.new_state(vid)
             if vs.already_processed(current, event["event_id"]):
                 result.duplicates += 1
                 return

@@ -62,3 +62,13 @@ def count_event(state: dict[str, Any], event: dict[str, Any]) -> None:
         state["last_seen"] = ts
     if event.get("user_id"):
         state["user_id"] = event["user_id"]
+
+
+def forgotten_marker(visitor_id: str, at: float) -> dict[str, Any]:
+    """What stays of a forgotten visitor: its id and when it was forgotten (s since the
+    epoch). Messages sent before then are dropped; a later event starts a fresh state."""
+    return {"visitor_id": visitor_id, "forgotten_at": at}
+
+
+def is_forgotten(state: dict[str, Any]) -> bool:
+    return "forgotten_at" in state

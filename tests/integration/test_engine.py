@@ -247,6 +247,50 @@ def test_delete_forgets_the_visitor_everywhere(engine: Engine, world: Simulator)
         assert vid not in export.text
 
 
+def test_event_in_flight_during_delete_does_not_bring_the_visitor_back(
+    engine: Engine, kafka_bootstrap: str
+) -> None:
+    """An event sent just before a DELETE but consumed after it (events and forgets travel
+    on different topics) is dropped; an event sent after the DELETE starts afresh."""
+    from kafka import KafkaProducer
+
+    vid = f"v-{uuid.uuid4().hex}"
+
+    def page(event_id: str) -> dict[str, Any]:
+        now = datetime.now(UTC).isoformat()
+        return {"event_id": event_id, "type": "page_view", "visitor_id": vid, "ts": now,
+                "url": "https://acme.example/pricing"}  # fmt: skip
+
+    post_all(engine, [page("before-1"), page("before-2")])
+    wait_until(lambda: (lookup(engine, vid) or {}).get("events") == 2, 30, "the visitor")
+    sent_before_delete_ms = int(time.time() * 1000)
+    time.sleep(0.05)
+    assert engine.http.delete(f"/v1/visitors/{vid}").status_code == 200
+    wait_until(lambda: lookup(engine, vid) is None, 30, "the visitor to be forgotten")
+    time.sleep(1.0)  # the worker has handled the forget
+
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    in_flight = json.dumps(page("in-flight")).encode()
+    producer.send(
+        engine.events_topic, key=vid.encode(), value=in_flight, timestamp_ms=sent_before_delete_ms
+    )
+    producer.flush()
+    producer.close()
+    port = engine.env["PERSONA_WORKER_WEB_PORT"]
+
+    def dropped() -> bool:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        return sample(text, "persona_worker_events_forgotten_total") >= 1
+
+    wait_until(dropped, 30, "the worker to drop the in-flight event", every=0.5)
+    time.sleep(0.5)  # its batch's Redis write, if there were one, is done
+    assert lookup(engine, vid) is None, "an event sent before the DELETE resurrected the visitor"
+
+    post_all(engine, [page("after")])
+    fresh = wait_until(lambda: lookup(engine, vid), 30, "the visitor's new life")
+    assert fresh["events"] == 1
+
+
 def test_personas_and_audience_export(engine: Engine) -> None:
     r = engine.http.get("/v1/personas")
     assert r.status_code == 200
