@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL")
     redis_prefix: str = Field("ps:", description="prefix of every Redis key")
     visitor_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="TTL of ps:visitor:{id}")
+    batch_max_events: int = Field(
+        1000, ge=1, le=100_000, description="most events the worker processes in one batch"
+    )
+    batch_within_ms: int = Field(
+        50,
+        ge=1,
+        le=10_000,
+        description="how long the worker gathers a batch: longer = more throughput, "
+        "more event-to-Redis latency",
+    )
     dedup_window: int = Field(
         64, ge=1, description="event ids remembered per visitor for de-duplication"
     )

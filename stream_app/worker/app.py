@@ -36,8 +36,6 @@ from stream_app.worker.trainer import Trainer
 log = logging.getLogger(__name__)
 
 DISCOVERY_SAMPLE = 10
-BATCH_MAX = 1000
-BATCH_WITHIN_S = 0.05
 
 
 def faust_broker(bootstrap: str) -> list[str]:
@@ -122,7 +120,10 @@ def create_app(
     @app.agent(events, name="process-events")
     async def process_events(stream: Any) -> None:
         await sync.loaded.wait()
-        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+        batches = stream.take_events(
+            settings.batch_max_events, within=settings.batch_within_ms / 1000
+        )
+        async for batch in batches:
             messages = [
                 RawMessage(
                     e.message.key,
