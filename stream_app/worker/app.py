@@ -31,6 +31,7 @@ from stream_app.worker.live_stats import LiveStats
 from stream_app.worker.model_holder import ModelHolder
 from stream_app.worker.model_sync import MODEL_KEY, ModelSync
 from stream_app.worker.pipeline import Pipeline, RawMessage
+from stream_app.worker.recovery import SeekFirstTableManager
 from stream_app.worker.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def create_app(
         web_bind=settings.worker_web_host,
         datadir=str(settings.worker_data_dir),
         autodiscover=False,
+        TableManager=SeekFirstTableManager,  # seek before resuming: no records lost on restart
     )
     events = app.topic(
         settings.topic_events, settings.topic_control, key_type=bytes, value_type=bytes

@@ -81,12 +81,13 @@ class Engine:
     def dlq_topic(self) -> str:
         return self.env["PERSONA_TOPIC_DLQ"]
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, command: str | None = None, **env: str) -> None:
+        """Run ``persona-stream <command>`` (default: ``name``) as process ``name``."""
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "stream_app.cli", name],
+            [sys.executable, "-m", "stream_app.cli", command or name],
             cwd=REPO,
-            env=self.env,
+            env={**self.env, **env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -102,10 +103,10 @@ class Engine:
 
         wait_until(ready, timeout, "the API to answer /healthz")
 
-    def wait_worker(self, timeout: float = 90.0) -> None:
+    def wait_worker(self, timeout: float = 90.0, name: str = "worker") -> None:
         def ready() -> bool:
-            self.assert_alive("worker")
-            return "[^Worker]: Ready" in self.log("worker")
+            self.assert_alive(name)
+            return "[^Worker]: Ready" in self.log(name)
 
         wait_until(ready, timeout, "the worker to be ready", every=0.3)
 

@@ -71,7 +71,17 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
     def exact() -> bool:
         return processed() == len(events)
 
-    wait_until(exact, 180, f"all {len(events)} events to be counted", every=1.0)
+    try:
+        wait_until(exact, 180, f"all {len(events)} events to be counted", every=1.0)
+    except AssertionError:
+        counts = eng.counts(list(expected))
+        over = sum(1 for v, n in expected.items() if (counts.get(v) or 0) > n)
+        under = sum(1 for v, n in expected.items() if (counts.get(v) or 0) < n)
+        print(f"----- worker log -----\n{eng.log('worker')[-8000:]}")
+        raise AssertionError(
+            f"{processed()} of {len(events)} events counted; {over} visitors over-counted, "
+            f"{under} under-counted (worker log above)"
+        ) from None
     time.sleep(3)
     counts = eng.counts(list(expected))
     wrong = {v: (counts.get(v), n) for v, n in expected.items() if counts.get(v) != n}

@@ -1,0 +1,91 @@
+"""A second worker joins mid-stream: the partitions are rebalanced between the two
+processes (each restores its share of the visitor table from the changelog) and every
+visitor's event count still equals the simulator's exactly; both workers did work."""
+
+from __future__ import annotations
+
+import json
+import uuid
+import warnings
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from models.catalog import Catalog
+from models.simulator import Simulator
+from stream_app.settings import DEFAULT_CATALOG
+from tests.integration.conftest import Engine, free_port, wait_until
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+@pytest.fixture
+def scale_engine(kafka_bootstrap: str, redis_url: str) -> Iterator[Engine]:
+    eng = Engine(kafka_bootstrap, redis_url, uuid.uuid4().hex[:8])
+    try:
+        yield eng
+    finally:
+        eng.close()
+
+
+def consumed(port: str, topic: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    prefix = f'persona_worker_messages_consumed_total{{topic="{topic}"}}'
+    values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix)]
+    return values[0] if values else 0.0
+
+
+def test_a_second_worker_takes_over_partitions_without_losing_or_doubling(
+    scale_engine: Engine, kafka_bootstrap: str
+) -> None:
+    from kafka import KafkaProducer
+
+    eng = scale_engine
+    sim = Simulator(Catalog.load(DEFAULT_CATALOG), seed=11, labelled_fraction=0.05)
+    visitors = list(sim.visitors(1500))
+    expected = {v.visitor_id: len(v.events) for v in visitors}
+    events = [e for v in visitors for e in v.events]
+    half = len(events) // 2
+    eng.start("worker")
+    eng.wait_worker()
+
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
+
+    def send(batch: list[dict[str, object]]) -> None:
+        for e in batch:
+            key = str(e["visitor_id"]).encode()
+            producer.send(eng.events_topic, key=key, value=json.dumps(e).encode())
+        producer.flush()
+
+    def processed() -> int:
+        return sum(eng.counts(list(expected)).values())
+
+    send(events[:half])
+    wait_until(lambda: processed() > half // 2, 60, "the first worker to be part-way through")
+    port2 = str(free_port())
+    eng.start(
+        "worker2",
+        command="worker",
+        PERSONA_WORKER_WEB_PORT=port2,
+        PERSONA_WORKER_DATA_DIR=str(eng.tmp / "worker2"),
+    )
+    eng.wait_worker(timeout=120, name="worker2")
+    send(events[half:])
+    send(events[:300])  # replays, possibly on either worker
+    producer.close()
+
+    try:
+        wait_until(lambda: processed() == len(events), 180, "exact counts", every=1.0)
+    except AssertionError:
+        for name in ("worker", "worker2"):
+            print(f"----- {name} log -----\n{eng.log(name)[-5000:]}")
+        counts = eng.counts(list(expected))
+        wrong = {v: (counts.get(v), n) for v, n in expected.items() if counts.get(v) != n}
+        raise AssertionError(
+            f"{processed()} of {len(events)} events counted; {len(wrong)} visitors wrong, "
+            f"e.g. {list(wrong.items())[:3]}"
+        ) from None
+    port1 = eng.env["PERSONA_WORKER_WEB_PORT"]
+    assert consumed(port1, eng.events_topic) > 0
+    assert consumed(port2, eng.events_topic) > 0, "the second worker consumed no events"
