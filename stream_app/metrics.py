@@ -92,6 +92,13 @@ class WorkerMetrics:
             ["persona"],
             registry=r,
         )
+        self.visitors = Gauge(
+            "persona_worker_visitors",
+            "visitors held by this worker (its partitions), by assigned top persona; "
+            "the persona mix is each persona's sum over workers divided by the total",
+            ["persona"],
+            registry=r,
+        )
         self.consumed = Counter(
             "persona_worker_messages_consumed_total",
             "messages consumed, by topic",

@@ -6,6 +6,7 @@ polls ``/v1/stats`` and draws the charts itself — nothing is fetched from a CD
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
@@ -28,11 +29,13 @@ def build_dashboard_router(store: VisitorStore, catalog: Catalog) -> APIRouter:
     @router.get("/v1/stats", summary="Live numbers of all workers, persona mix and KPIs")
     async def stats() -> dict[str, Any]:
         workers = await store.worker_stats()
-        mix: dict[str, float] = dict.fromkeys(catalog.persona_ids, 0.0)
-        for w in workers.values():
-            for key, n in w.items():
-                if key.startswith("top:") and key[4:] in mix:
-                    mix[key[4:]] += n
+        # Share of visitors by top persona (each worker counts the visitors it holds);
+        # before the first count, the share of records written in the last window.
+        basis = "visitors"
+        mix = persona_counts(workers.values(), "visitors:", catalog.persona_ids)
+        if not sum(mix.values()):
+            basis = "records_written"
+            mix = persona_counts(workers.values(), "top:", catalog.persona_ids)
         written = sum(mix.values())
         totals = {
             "workers": len(workers),
@@ -59,8 +62,20 @@ def build_dashboard_router(store: VisitorStore, catalog: Catalog) -> APIRouter:
             "totals": totals,
             "candidates": candidates,
             "persona_mix": {p: (n / written if written else 0.0) for p, n in mix.items()},
+            "persona_mix_basis": basis,
             "personas": personas,
             "workers": workers,
         }
 
     return router
+
+
+def persona_counts(
+    workers: Iterable[dict[str, float]], prefix: str, personas: Iterable[str]
+) -> dict[str, float]:
+    counts = dict.fromkeys(personas, 0.0)
+    for w in workers:
+        for key, n in w.items():
+            if key.startswith(prefix) and key[len(prefix) :] in counts:
+                counts[key[len(prefix) :]] += n
+    return counts

@@ -30,6 +30,7 @@ from stream_app.worker.lag import LagGauge, measure_lag
 from stream_app.worker.live_stats import LiveStats
 from stream_app.worker.model_holder import ModelHolder
 from stream_app.worker.model_sync import MODEL_KEY, ModelSync
+from stream_app.worker.persona_mix import count_top_personas
 from stream_app.worker.pipeline import Pipeline, RawMessage
 from stream_app.worker.recovery import SeekFirstTableManager
 from stream_app.worker.trainer import Trainer
@@ -256,6 +257,16 @@ def create_app(
             return
         lag_gauge.update(lag)
         live.lag_messages = sum(lag.values())
+
+    @app.timer(interval=10.0)
+    async def count_persona_mix() -> None:
+        store = visitors.data
+        held = getattr(store, "data", store)  # the memory store's dict: active partitions only
+        states = list(held.values())  # snapshot on the loop; the thread only reads them
+        counts = await asyncio.to_thread(count_top_personas, states, catalog.persona_ids)
+        for persona, n in counts.items():
+            metrics.visitors.labels(persona).set(n)
+        live.visitors = counts
 
     @app.timer(interval=300.0)
     async def sweep_audiences() -> None:

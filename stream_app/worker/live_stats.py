@@ -13,6 +13,7 @@ class LiveStats:
         self.dead_letters_total = 0
         self.duplicates_total = 0
         self.lag_messages = 0  # set by the lag monitor: messages not yet committed
+        self.visitors: dict[str, int] = {}  # set by the persona-mix count: visitors by top
         self._window_events = 0
         self._window_latency: list[float] = []
         self._window_top: Counter[str] = Counter()
@@ -45,6 +46,8 @@ class LiveStats:
         }
         for persona, n in self._window_top.items():
             out[f"top:{persona}"] = n
+        for persona, n in self.visitors.items():
+            out[f"visitors:{persona}"] = n
         self._window_events = 0
         self._window_latency = []
         self._window_top = Counter()

@@ -401,7 +401,7 @@ def test_dashboard_references_only_exported_metrics() -> None:
         "persona_worker_event_to_redis_seconds_bucket",
         "persona_worker_redis_write_duration_seconds_bucket",
         "persona_worker_batch_duration_seconds_bucket",
-        "persona_worker_top_persona_total",
+        "persona_worker_visitors",
         "persona_model_version",
         "persona_model_log_loss",
         "persona_model_accuracy",

@@ -382,6 +382,19 @@ def test_worker_exposes_prometheus_metrics(engine: Engine) -> None:
     # Measured every 5 s; both partitions are this worker's and it has caught up.
     wait_until(lag_of_every_partition, 20, "a zero consumer lag on both partitions", every=1)
 
+    def mix_matches_redis() -> tuple[float, int] | None:
+        """Persona mix: one visitor per Redis record (merged and deleted visitors have none)."""
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        held = sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith("persona_worker_visitors{")
+        )
+        records = sum(1 for _ in engine.redis.scan_iter(match=f"{engine.prefix}visitor:*"))
+        return (held, records) if held == records and held > 0 else None
+
+    wait_until(mix_matches_redis, 30, "persona_worker_visitors to count the visitors", every=1)
+
 
 def sample(text: str, prefix: str) -> float:
     values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix)]
@@ -396,4 +409,12 @@ def test_live_stats_reach_the_dashboard_endpoint(engine: Engine) -> None:
 
     stats = wait_until(reported, 15, "the worker's live stats in /v1/stats", every=0.5)
     assert set(stats["persona_mix"]) == {p["id"] for p in stats["personas"]}
+
+    def visitor_mix() -> dict[str, Any] | None:
+        s = engine.http.get("/v1/stats").json()
+        return s if s["persona_mix_basis"] == "visitors" else None
+
+    # The worker counts its visitors every 10 s and publishes its stats every 2 s.
+    mix = wait_until(visitor_mix, 25, "a persona mix counted over visitors", every=0.5)
+    assert sum(mix["persona_mix"].values()) == pytest.approx(1.0)
     assert engine.http.get("/dashboard").status_code == 200

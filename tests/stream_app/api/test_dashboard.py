@@ -96,7 +96,23 @@ async def test_stats_sum_workers_and_compute_the_mix(
     assert s["totals"]["events_total"] == 150 and s["totals"]["events_per_s"] == 50
     assert s["totals"]["e2r_p99_s"] == 0.2
     assert s["totals"]["lag_messages"] == 42
+    # No worker has counted its visitors yet: the share of records written.
+    assert s["persona_mix_basis"] == "records_written"
     assert s["persona_mix"]["tech_evaluator"] == pytest.approx(0.75)
     assert sum(s["persona_mix"].values()) == pytest.approx(1.0)
     tech = next(p for p in s["personas"] if p["id"] == "tech_evaluator")
     assert tech["audience_size"] == 1 and tech["kpi"]["nps"] == 100.0
+
+
+async def test_persona_mix_is_the_share_of_visitors_summed_over_workers(
+    client: httpx.AsyncClient, store: MemoryStore
+) -> None:
+    a = {"top:tech_evaluator": 50, "visitors:tech_evaluator": 1, "visitors:casual_reader": 2}
+    b = {"visitors:casual_reader": 1, "visitors:not_in_catalog": 9}
+    await store.put_worker_stats("a", a, 15)
+    await store.put_worker_stats("b", b, 15)
+    s = (await client.get("/v1/stats")).json()
+    assert s["persona_mix_basis"] == "visitors"
+    assert s["persona_mix"]["tech_evaluator"] == pytest.approx(0.25)
+    assert s["persona_mix"]["casual_reader"] == pytest.approx(0.75)
+    assert "not_in_catalog" not in s["persona_mix"]

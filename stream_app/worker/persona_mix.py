@@ -1,0 +1,35 @@
+"""The persona mix: how many of a worker's visitors have each persona as their top one.
+
+Counted over the visitor states the worker holds (its partitions of the table), by the
+*assigned* top persona (the one published to retargeting, with hysteresis), so a visitor
+counts once however often it is updated. Markers of merged or forgotten visitors are not
+visitors. Summed over workers, each persona's count divided by the total is the share
+of visitors per top persona.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def top_persona(state: Any) -> str | None:
+    if not isinstance(state, dict) or "merged_into" in state or "forgotten_at" in state:
+        return None
+    assigned = state.get("assigned")
+    if isinstance(assigned, dict) and assigned.get("top"):
+        return str(assigned["top"])
+    personas = state.get("personas")
+    if isinstance(personas, dict) and personas:
+        return str(max(personas, key=lambda p: personas[p]))
+    return None
+
+
+def count_top_personas(states: Iterable[Any], personas: Iterable[str]) -> dict[str, int]:
+    """Visitors per top persona; every catalog persona is present (0 if nobody)."""
+    counts = dict.fromkeys(personas, 0)
+    for state in states:
+        top = top_persona(state)
+        if top is not None:
+            counts[top] = counts.get(top, 0) + 1
+    return counts
