@@ -336,7 +336,9 @@ def test_k8s_settings_secret_and_worker_sizing(monkeypatch: pytest.MonkeyPatch) 
     assert config["data"]["PERSONA_API_HOST"] == "0.0.0.0"
     for name, value in env.items():  # the values must pass Settings' own validation
         monkeypatch.setenv(name, value)
-    assert Settings().topic_partitions == int(env["PERSONA_TOPIC_PARTITIONS"])
+    loaded = Settings()
+    assert loaded.topic_partitions == int(env["PERSONA_TOPIC_PARTITIONS"])
+    assert loaded.write_key_required and loaded.cors_origins  # the browser tracker is configured
     worker = deployment_by_role("worker")
     partitions = int(config["data"]["PERSONA_TOPIC_PARTITIONS"])
     assert 1 <= worker["spec"]["replicas"] <= partitions, "workers beyond partitions sit idle"
