@@ -78,6 +78,14 @@ def committed(admin: KafkaAdminClient, group: str, topic: str) -> int:
     return sum(o.offset for tp, o in offsets.items() if tp.topic == topic and o.offset > 0)
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (VmRSS in /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -206,6 +214,7 @@ def main() -> int:
             if first is None and done > 0:
                 first = (time.perf_counter(), done)
                 cpu0, busy0 = cpu_seconds(worker.proc.pid), machine_busy()
+                rss0 = rss_bytes(worker.proc.pid)
             if done >= total:
                 break
             if worker.proc.poll() is not None:
@@ -215,6 +224,7 @@ def main() -> int:
             time.sleep(0.2)
         t_end = time.perf_counter()
         cpu1, busy1 = cpu_seconds(worker.proc.pid), machine_busy()
+        rss1 = rss_bytes(worker.proc.pid)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
@@ -231,6 +241,11 @@ def main() -> int:
             f"cpu after the first commit: worker {100 * (cpu1 - cpu0) / span:.0f}% of one core "
             f"({1e6 * (cpu1 - cpu0) / max(total - first[1], 1):.0f} µs CPU per event), machine "
             f"{100 * (busy1[0] - busy0[0]) / max(busy1[1] - busy0[1], 1):.0f}% of all cores"
+        )
+        print(
+            f"worker memory: RSS {rss0 / 2**20:,.0f} MiB at the first commit, "
+            f"{rss1 / 2**20:,.0f} MiB holding all {len(visitors)} visitors "
+            f"({(rss1 - rss0) / max(len(visitors), 1):,.0f} bytes per visitor of growth since)"
         )
         time.sleep(1.0)
         written = sum(

@@ -99,6 +99,11 @@ class WorkerMetrics:
             ["persona"],
             registry=r,
         )
+        self.visitors_expired = Counter(
+            "persona_worker_visitors_expired_total",
+            "visitor states dropped from the table after PERSONA_VISITOR_TTL_S without activity",
+            registry=r,
+        )
         self.consumed = Counter(
             "persona_worker_messages_consumed_total",
             "messages consumed, by topic",

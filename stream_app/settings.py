@@ -39,7 +39,14 @@ class Settings(BaseSettings):
     # --- Redis -----------------------------------------------------------------
     redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL")
     redis_prefix: str = Field("ps:", description="prefix of every Redis key")
-    visitor_ttl_s: int = Field(30 * 24 * 3600, ge=60, description="TTL of ps:visitor:{id}")
+    visitor_ttl_s: int = Field(
+        30 * 24 * 3600,
+        ge=60,
+        description="TTL of ps:visitor:{id}; the worker's table drops states idle that long",
+    )
+    state_sweep_interval_s: int = Field(
+        600, ge=1, description="how often a worker drops expired visitor states from its table"
+    )
     batch_max_events: int = Field(
         1000, ge=1, le=100_000, description="most events the worker processes in one batch"
     )

@@ -26,6 +26,7 @@ from stream_app.metrics import WorkerMetrics
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore
 from stream_app.store.redis_store import RedisStore
+from stream_app.worker.expiry import expired_items
 from stream_app.worker.lag import LagGauge, measure_lag
 from stream_app.worker.live_stats import LiveStats
 from stream_app.worker.model_holder import ModelHolder
@@ -267,6 +268,27 @@ def create_app(
         for persona, n in counts.items():
             metrics.visitors.labels(persona).set(n)
         live.visitors = counts
+
+    @app.timer(interval=float(settings.state_sweep_interval_s))
+    async def expire_visitors() -> None:
+        """Drop states idle for PERSONA_VISITOR_TTL_S (their Redis record expired too)."""
+        held = getattr(visitors.data, "data", None)
+        if held is None:
+            return
+        snapshot = list(held.items())
+        expired = await asyncio.to_thread(
+            expired_items, snapshot, time.time(), settings.visitor_ttl_s
+        )
+        removed = 0
+        for i, (key, state) in enumerate(expired):
+            if visitors.get(key) is state:  # unchanged since the snapshot (states are replaced)
+                del visitors[key]  # a tombstone on the changelog
+                removed += 1
+            if i % 500 == 499:
+                await asyncio.sleep(0)
+        if removed:
+            metrics.visitors_expired.inc(removed)
+            log.info("dropped %d visitor states idle for %ds", removed, settings.visitor_ttl_s)
 
     @app.timer(interval=300.0)
     async def sweep_audiences() -> None:

@@ -26,6 +26,7 @@ def marker(state: dict[str, Any], canonical: str) -> dict[str, Any]:
         "visitor_id": state["visitor_id"],
         "merged_into": canonical,
         "recent_ids": state["recent_ids"],
+        "last_seen": state["last_seen"],  # kept current while events are forwarded (expiry)
     }
 
 

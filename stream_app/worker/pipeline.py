@@ -191,8 +191,11 @@ class Pipeline:
                 result.duplicates += 1
                 return
             if current.get("merged_into"):
-                # Merged into a user's state: that partition processes it.
+                # Merged into a user's state: that partition processes it. The marker
+                # notes the activity, so it does not expire while the visitor is active.
                 result.forwards.append((current["merged_into"], event))
+                if event["ts"] > (current.get("last_seen") or ""):
+                    result.states[vid] = {**current, "last_seen": event["ts"]}
                 return
             step = "update_state"
             state = vs.copy_for_update(current)

@@ -1,0 +1,46 @@
+"""The visitor table forgets what Redis forgets.
+
+``ps:visitor:{id}`` expires ``PERSONA_VISITOR_TTL_S`` after its last write; without the same
+rule the worker's table (in memory, ≈8 KB per visitor) would keep every visitor ever seen.
+A state expires when its last activity is older than the TTL: the newest event time for a
+visitor (``last_seen``, also kept current on the marker of a merged visitor while its
+events are forwarded) and the deletion time for a forget marker. A state without either is
+kept. Pure: the worker's timer takes a snapshot, asks which keys expired, and deletes
+those still unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+
+def last_activity(state: Any) -> float | None:
+    """Seconds since the epoch of the state's last activity, or None if unknown."""
+    if not isinstance(state, dict):
+        return None
+    if "forgotten_at" in state:
+        try:
+            return float(state["forgotten_at"])
+        except (TypeError, ValueError):
+            return None
+    seen = state.get("last_seen")
+    if not isinstance(seen, str):
+        return None
+    try:
+        return datetime.fromisoformat(seen).timestamp()
+    except ValueError:
+        return None
+
+
+def expired_items(
+    items: Iterable[tuple[Any, Any]], now: float, ttl_s: float
+) -> list[tuple[Any, Any]]:
+    """The (key, state) pairs whose last activity is more than ``ttl_s`` before ``now``."""
+    out = []
+    for key, state in items:
+        at = last_activity(state)
+        if at is not None and now - at > ttl_s:
+            out.append((key, state))
+    return out
