@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from models.catalog import Catalog
-from stream_app.api.persona_live import persona_live
+from stream_app.api.persona_live import personas_live
 from stream_app.store import VisitorStore
 
 
@@ -49,9 +49,10 @@ def build_dashboard_router(store: VisitorStore, catalog: Catalog) -> APIRouter:
                 (w.get("model_version", 0.0) for w in workers.values()), default=0.0
             ),
         }
+        lives = await personas_live(store, [p.id for p in catalog.personas])
         personas = [
-            {"id": p.id, "name": p.name, **await persona_live(store, p.id)}
-            for p in catalog.personas
+            {"id": p.id, "name": p.name, **live}
+            for p, live in zip(catalog.personas, lives, strict=True)
         ]
         candidates = [
             {**c, "worker": worker}

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from models.catalog import Catalog
-from stream_app.api.persona_live import persona_live
+from stream_app.api.persona_live import personas_live
 from stream_app.collector.producer import EventProducer, KafkaUnavailable
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore
@@ -50,10 +50,11 @@ def build_lookup_router(
 
     @router.get("/v1/personas", summary="The catalog with live audience sizes and KPIs")
     async def personas() -> Any:
-        out = []
-        for p in catalog.personas:
-            live = await persona_live(store, p.id)
-            out.append({**p.model_dump(), "display": p.display_content(), **live})
+        lives = await personas_live(store, [p.id for p in catalog.personas])
+        out = [
+            {**p.model_dump(), "display": p.display_content(), **live}
+            for p, live in zip(catalog.personas, lives, strict=True)
+        ]
         return {
             "catalog": catalog.name,
             "audience_threshold": settings.audience_threshold,
