@@ -259,11 +259,16 @@ def create_app(
         lag_gauge.update(lag)
         live.lag_messages = sum(lag.values())
 
+    def held_states() -> list[tuple[bytes, Any]]:
+        """A snapshot of the (key, state) pairs this worker holds: the memory store's dict
+        (active partitions only). Taken on the loop; timers read it in a thread, which is
+        safe because states are replaced, never resized, by the agent."""
+        store = visitors.data
+        return list(getattr(store, "data", store).items())
+
     @app.timer(interval=10.0)
     async def count_persona_mix() -> None:
-        store = visitors.data
-        held = getattr(store, "data", store)  # the memory store's dict: active partitions only
-        states = list(held.values())  # snapshot on the loop; the thread only reads them
+        states = [state for _, state in held_states()]
         counts = await asyncio.to_thread(count_top_personas, states, catalog.persona_ids)
         for persona, n in counts.items():
             metrics.visitors.labels(persona).set(n)
@@ -272,16 +277,12 @@ def create_app(
     @app.timer(interval=float(settings.state_sweep_interval_s))
     async def expire_visitors() -> None:
         """Drop states idle for PERSONA_VISITOR_TTL_S (their Redis record expired too)."""
-        held = getattr(visitors.data, "data", None)
-        if held is None:
-            return
-        snapshot = list(held.items())
         expired = await asyncio.to_thread(
-            expired_items, snapshot, time.time(), settings.visitor_ttl_s
+            expired_items, held_states(), time.time(), settings.visitor_ttl_s
         )
         removed = 0
         for i, (key, state) in enumerate(expired):
-            if visitors.get(key) is state:  # unchanged since the snapshot (states are replaced)
+            if visitors.get(key) is state:  # unchanged since the snapshot
                 del visitors[key]  # a tombstone on the changelog
                 removed += 1
             if i % 500 == 499:

@@ -15,12 +15,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from stream_app.worker import visitor_state as vs
+
 
 def last_activity(state: Any) -> float | None:
     """Seconds since the epoch of the state's last activity, or None if unknown."""
     if not isinstance(state, dict):
         return None
-    if "forgotten_at" in state:
+    if vs.is_forgotten(state):
         try:
             return float(state["forgotten_at"])
         except (TypeError, ValueError):

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from stream_app.worker import visitor_state as vs
+
 
 def top_persona(state: Any) -> str | None:
-    if not isinstance(state, dict) or "merged_into" in state or "forgotten_at" in state:
+    if not isinstance(state, dict) or "merged_into" in state or vs.is_forgotten(state):
         return None
     assigned = state.get("assigned")
     if isinstance(assigned, dict) and assigned.get("top"):
