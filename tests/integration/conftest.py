@@ -24,6 +24,10 @@ import httpx
 import pytest
 import redis
 
+from models.catalog import Catalog
+from models.simulator import Simulator
+from stream_app.settings import DEFAULT_CATALOG
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -158,6 +162,32 @@ class Engine:
         if keys:
             self.redis.delete(*keys)
         self.redis.close()
+
+
+def simulated_traffic(seed: int, visitors: int) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Simulated visitors (5% labelled): each visitor's event count, and all their events
+    visitor by visitor."""
+    sim = Simulator(Catalog.load(DEFAULT_CATALOG), seed=seed, labelled_fraction=0.05)
+    generated = list(sim.visitors(visitors))
+    expected = {v.visitor_id: len(v.events) for v in generated}
+    return expected, [e for v in generated for e in v.events]
+
+
+def produce(producer: Any, topic: str, events: list[dict[str, Any]]) -> None:
+    """Send events keyed by visitor id straight to Kafka (kafka-python producer), then flush."""
+    for e in events:
+        producer.send(topic, key=str(e["visitor_id"]).encode(), value=json.dumps(e).encode())
+    producer.flush()
+
+
+@pytest.fixture
+def isolated_engine(kafka_bootstrap: str, redis_url: str) -> Iterator[Engine]:
+    """An engine of the test's own (topics, group, keys); processes started by the test."""
+    eng = Engine(kafka_bootstrap, redis_url, uuid.uuid4().hex[:8])
+    try:
+        yield eng
+    finally:
+        eng.close()
 
 
 @pytest.fixture(scope="module")

@@ -4,29 +4,19 @@ visitor's event count still equals the simulator's exactly; both workers did wor
 
 from __future__ import annotations
 
-import json
-import uuid
 import warnings
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
-from models.catalog import Catalog
-from models.simulator import Simulator
-from stream_app.settings import DEFAULT_CATALOG
-from tests.integration.conftest import Engine, free_port, wait_until
+from tests.integration.conftest import (
+    Engine,
+    free_port,
+    produce,
+    simulated_traffic,
+    wait_until,
+)
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-
-@pytest.fixture
-def scale_engine(kafka_bootstrap: str, redis_url: str) -> Iterator[Engine]:
-    eng = Engine(kafka_bootstrap, redis_url, uuid.uuid4().hex[:8])
-    try:
-        yield eng
-    finally:
-        eng.close()
 
 
 def consumed(port: str, topic: str) -> float:
@@ -37,31 +27,22 @@ def consumed(port: str, topic: str) -> float:
 
 
 def test_a_second_worker_takes_over_partitions_without_losing_or_doubling(
-    scale_engine: Engine, kafka_bootstrap: str
+    isolated_engine: Engine, kafka_bootstrap: str
 ) -> None:
     from kafka import KafkaProducer
 
-    eng = scale_engine
-    sim = Simulator(Catalog.load(DEFAULT_CATALOG), seed=11, labelled_fraction=0.05)
-    visitors = list(sim.visitors(1500))
-    expected = {v.visitor_id: len(v.events) for v in visitors}
-    events = [e for v in visitors for e in v.events]
+    eng = isolated_engine
+    expected, events = simulated_traffic(seed=11, visitors=1500)
     half = len(events) // 2
     eng.start("worker")
     eng.wait_worker()
 
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
 
-    def send(batch: list[dict[str, object]]) -> None:
-        for e in batch:
-            key = str(e["visitor_id"]).encode()
-            producer.send(eng.events_topic, key=key, value=json.dumps(e).encode())
-        producer.flush()
-
     def processed() -> int:
         return sum(eng.counts(list(expected)).values())
 
-    send(events[:half])
+    produce(producer, eng.events_topic, events[:half])
     wait_until(lambda: processed() > half // 2, 60, "the first worker to be part-way through")
     port2 = str(free_port())
     eng.start(
@@ -71,8 +52,8 @@ def test_a_second_worker_takes_over_partitions_without_losing_or_doubling(
         PERSONA_WORKER_DATA_DIR=str(eng.tmp / "worker2"),
     )
     eng.wait_worker(timeout=120, name="worker2")
-    send(events[half:])
-    send(events[:300])  # replays, possibly on either worker
+    produce(producer, eng.events_topic, events[half:])
+    produce(producer, eng.events_topic, events[:300])  # replays, possibly on either worker
     producer.close()
 
     try:

@@ -4,17 +4,17 @@ visitor keeps its state."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.conftest import Engine, wait_until
+from tests.integration.conftest import Engine, produce, wait_until
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -34,7 +34,7 @@ def expiring_engine(kafka_bootstrap: str, redis_url: str) -> Iterator[Engine]:
         eng.close()
 
 
-def page_view(visitor: str, ts: datetime) -> dict[str, str]:
+def page_view(visitor: str, ts: datetime) -> dict[str, Any]:
     return {
         "event_id": str(uuid.uuid4()),
         "type": "page_view",
@@ -63,12 +63,8 @@ def test_idle_visitor_state_is_dropped_and_active_one_kept(
     now = datetime.now(UTC)
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
 
-    def send(*events: dict[str, str]) -> None:
-        for e in events:
-            producer.send(
-                eng.events_topic, key=e["visitor_id"].encode(), value=json.dumps(e).encode()
-            )
-        producer.flush()
+    def send(*events: dict[str, Any]) -> None:
+        produce(producer, eng.events_topic, list(events))
 
     eng.start("worker")
     eng.wait_worker()
