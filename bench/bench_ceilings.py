@@ -66,15 +66,24 @@ def preload(bootstrap: str, topic: str, n: int, partitions: int) -> int:
     return sent
 
 
-async def raw_getmany(bootstrap: str, topic: str, n: int, max_records: int = 1000) -> float:
+def fresh_consumer(bootstrap: str, topic: str, **options: Any) -> Any:
+    """An aiokafka consumer of its own group, reading the topic from the beginning."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(
+    return AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         group_id=f"ceiling-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **options,
+    )
+
+
+async def raw_getmany(bootstrap: str, topic: str, n: int, max_records: int = 1000) -> float:
+    consumer = fresh_consumer(
+        bootstrap,
+        topic,
         max_partition_fetch_bytes=4 * 1024 * 1024,
         fetch_max_bytes=16 * 1024 * 1024,
     )
@@ -94,8 +103,6 @@ async def raw_getmany(bootstrap: str, topic: str, n: int, max_records: int = 100
 
 async def getmany_pipeline(bootstrap: str, topic: str, n: int) -> float:
     """aiokafka getmany + our pipeline + the Redis write, state in a dict (not durable)."""
-    from aiokafka import AIOKafkaConsumer
-
     from models.catalog import Catalog
     from stream_app.settings import DEFAULT_CATALOG, Settings
     from stream_app.store.redis_store import RedisStore
@@ -106,13 +113,7 @@ async def getmany_pipeline(bootstrap: str, topic: str, n: int) -> float:
     store = RedisStore.from_url(Settings().redis_url.get_secret_value(), prefix=prefix)
     pipeline = Pipeline(ModelHolder(Catalog.load(DEFAULT_CATALOG), 7 * 24 * 3600.0))
     table: dict[str, Any] = {}
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"ceiling-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    consumer = fresh_consumer(bootstrap, topic)
     await consumer.start()
     seen, t0 = 0, 0.0
     try:
