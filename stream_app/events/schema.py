@@ -57,6 +57,8 @@ Channel = Literal[
 ]
 Action = Literal["impression", "click", "open", "submit", "attend", "reply", "purchase", "other"]
 LabelSource = Literal["survey", "crm", "onboarding", "manual"]
+ConsentStatus = Literal["opt_out", "opt_in"]
+ConsentSource = Literal["banner", "gpc", "api", "crm", "other"]
 FeedbackKind = Literal["nps", "csat", "ces"]
 CHANNELS: tuple[str, ...] = get_args(Channel)
 ACTIONS: tuple[str, ...] = get_args(Action)
@@ -263,8 +265,20 @@ class Label(EventBase):
     weight: Annotated[Number, Field(gt=0, le=1)] = 1.0
 
 
-Event = Annotated[PageView | Touchpoint | Feedback | Identify | Label, Field(discriminator="type")]
-"""The discriminated union of the five native events (``type`` is the tag)."""
+class Consent(EventBase):
+    """A consent signal (an addition to the contract). ``opt_out`` stops profiling the
+    visitor and forgets what is stored, like ``DELETE /v1/visitors/{id}``; later events of
+    the visitor are counted but not profiled until an ``opt_in``."""
+
+    type: Literal["consent"]
+    status: ConsentStatus
+    source: ConsentSource = "other"
+
+
+Event = Annotated[
+    PageView | Touchpoint | Feedback | Identify | Label | Consent, Field(discriminator="type")
+]
+"""The discriminated union of the native events (``type`` is the tag)."""
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
@@ -274,4 +288,5 @@ EVENT_TYPES: dict[str, type[EventBase]] = {
     "feedback": Feedback,
     "identify": Identify,
     "label": Label,
+    "consent": Consent,
 }

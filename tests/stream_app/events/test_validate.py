@@ -40,6 +40,7 @@ VALID = {
     "feedback": base("feedback", kind="nps", score=10, comment="great"),
     "identify": base("identify", user_id="u-1", traits={"industry": "saas"}),
     "label": base("label", persona="tech_evaluator", source="survey", weight=0.5),
+    "consent": base("consent", status="opt_out", source="gpc"),
 }
 
 
@@ -363,3 +364,16 @@ def test_from_json_bytes_only_raises_validation_errors(raw: bytes) -> None:
         from_json_bytes(raw, now=NOW)
     except EventValidationError as exc:
         assert exc.errors
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [({"status": "maybe"}, "status"), ({"status": None}, "status"), ({"source": "tv"}, "source")],
+)
+def test_consent_status_and_source_are_checked(patch: dict[str, Any], field: str) -> None:
+    assert field in errors_of({**VALID["consent"], **patch})
+
+
+def test_consent_source_defaults_to_other() -> None:
+    event = {k: v for k, v in VALID["consent"].items() if k != "source"}
+    assert validate_event(event, now=NOW)["source"] == "other"
