@@ -37,6 +37,18 @@ class ApiMetrics:
         self.kafka_unavailable = Counter(
             "persona_collector_kafka_unavailable_total", "requests answered 503", registry=r
         )
+        self.auth_refused = Counter(
+            "persona_api_auth_refused_total",
+            "requests refused for their key: 401 (missing or unknown) or 403 (role)",
+            ["status"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "persona_api_rate_limited_total",
+            "requests answered 429, by the bucket that was empty (ip or key)",
+            ["scope"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -66,12 +66,41 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535, description="API port")
     write_keys: list[SecretStr] = Field(
         default_factory=list,
-        description="accepted Segment write keys (JSON list); empty = accept any key",
+        description="publishable write keys (JSON list): collect events, read the assignment "
+        "of the visitor id sent",
     )
-    write_key_required: bool = Field(
+    read_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="secret read keys (JSON list): what write keys may, plus lookups by "
+        "visitor or user id and GET /v1/personas",
+    )
+    admin_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="secret admin keys (JSON list): everything (DELETE, audience export, "
+        "stats, dashboard)",
+    )
+    auth_disabled: bool = Field(
+        False, description="no key checks at all: for local development only"
+    )
+    rate_limit_ip_per_s: float = Field(
+        50.0,
+        ge=0,
+        description="requests per second per client IP on collection and lookups "
+        "(0 = no limit), per API process",
+    )
+    rate_limit_ip_burst: int = Field(
+        200, ge=1, description="bucket size of the per-IP limit (requests allowed at once)"
+    )
+    rate_limit_key_per_s: float = Field(
+        2000.0,
+        ge=0,
+        description="requests per second per key on collection and lookups "
+        "(0 = no limit), per API process",
+    )
+    rate_limit_key_burst: int = Field(10000, ge=1, description="bucket size of the per-key limit")
+    keep_client_ip: bool = Field(
         False,
-        description="POST /v1/events refuses requests without a known write key "
-        "(when false, a key is checked only when one is sent)",
+        description="keep context.ip in the events sent to Kafka (default: removed at the edge)",
     )
     cors_origins: list[str] = Field(
         default_factory=list,

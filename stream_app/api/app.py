@@ -8,16 +8,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from models.catalog import Catalog
 from stream_app.api.audiences import build_audience_router
+from stream_app.api.auth import Access
 from stream_app.api.cors import TrackerCors
 from stream_app.api.dashboard import build_dashboard_router
 from stream_app.api.health import build_health_router
 from stream_app.api.lookup import build_lookup_router
+from stream_app.api.openapi import install_openapi
 from stream_app.api.tracker import build_tracker_router
 from stream_app.collector.producer import EventProducer
 from stream_app.collector.routes import build_collector_router
@@ -46,6 +48,7 @@ def create_app(
     producer = producer or EventProducer(settings)
     catalog = Catalog.load(settings.catalog_path)
     metrics = metrics or ApiMetrics()
+    access = Access(settings, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +68,9 @@ def create_app(
         version="0.1.0",
         description="Collects events and serves live persona assignments.",
         lifespan=lifespan,
+        dependencies=[Depends(access.guard)],  # roles and rate limits (stream_app/api/auth.py)
     )
+    access.install(app)
     app.state.settings = settings
     app.state.store = store
     app.state.producer = producer
@@ -105,4 +110,5 @@ def create_app(
     async def on_store_down(request: Request, exc: ConnectionError) -> JSONResponse:
         return JSONResponse({"error": f"store unavailable: {exc}"}, status_code=503)
 
+    install_openapi(app)
     return app

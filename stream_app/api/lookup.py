@@ -6,10 +6,11 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from models.catalog import Catalog
+from stream_app.api.auth import may_read_record
 from stream_app.api.persona_live import personas_live
 from stream_app.collector.producer import EventProducer, KafkaUnavailable
 from stream_app.settings import Settings
@@ -22,9 +23,9 @@ def build_lookup_router(
     router = APIRouter(tags=["lookup"])
 
     @router.get("/v1/visitors/{visitor_id}", summary="Current assignment of a visitor or user id")
-    async def get_visitor(visitor_id: str) -> Any:
+    async def get_visitor(visitor_id: str, request: Request) -> Any:
         record = await store.get(visitor_id)
-        if record is None:
+        if record is None or not may_read_record(request, visitor_id, record):
             return JSONResponse({"error": f"unknown visitor {visitor_id!r}"}, status_code=404)
         return record
 

@@ -1,29 +1,26 @@
 """Ingestion: native ``/v1/events`` and Segment-compatible ``/v1/{batch,page,track,identify}``.
 
-Write keys (``PERSONA_WRITE_KEYS``): Segment calls carry one in Basic auth (or ``writeKey``
-in the body); native calls in ``?writeKey=`` (the browser tracker's sendBeacon cannot set
-headers) or Basic auth.
+Keys and rate limits are checked before the handler runs (``stream_app/api/auth.py``); a
+Segment call may carry its write key in the body instead, checked once the body is read.
 
-Flow for every request: read body (400/413/415) -> validate each event (rejections are
-reported, never fatal for the rest) -> hand the valid ones to Kafka and wait for the
-acks (503 when Kafka cannot be reached) -> 202 with what was accepted and rejected.
+Flow for every request: read body (400/413/415) -> validate each event against the schema
+and the catalog's personas (rejections are reported, never fatal for the rest) -> the
+normalisation steps, the last one removing the client IP -> hand the valid ones to Kafka and
+wait for the acks (503 when Kafka cannot be reached) -> 202 with what was accepted and rejected.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from models.catalog import Catalog
 from stream_app.collector.body import BodyError, read_json_body
+from stream_app.collector.privacy import without_client_ip
 from stream_app.collector.producer import EventProducer, KafkaUnavailable
-from stream_app.events.segment import (
-    parse_segment_batch,
-    segment_to_native,
-    write_key_from_basic_auth,
-)
+from stream_app.events.segment import parse_segment_batch, segment_to_native
 from stream_app.events.validate import EventValidationError, to_json_bytes, validate_batch
 from stream_app.metrics import ApiMetrics
 from stream_app.settings import Settings
@@ -39,15 +36,20 @@ def build_collector_router(
     settings: Settings, producer: EventProducer, metrics: ApiMetrics | None = None
 ) -> APIRouter:
     router = APIRouter(tags=["collect"])
-    write_keys = {k.get_secret_value() for k in settings.write_keys}
+    # Labels naming a persona outside the catalog are refused here, not dead-lettered later.
+    personas = frozenset(Catalog.load(settings.catalog_path).persona_ids)
 
     async def accept(
         items: list[Any], pre_rejected: list[dict[str, Any]], endpoint: str = "native"
     ) -> JSONResponse:
-        accepted, rejected = validate_batch(items, hash_pii=settings.hash_pii)
+        accepted, rejected = validate_batch(items, hash_pii=settings.hash_pii, personas=personas)
         already = {r["index"] for r in pre_rejected}  # mapping failures hold their place
         rejected = [r for r in rejected if r["index"] not in already] + pre_rejected
         rejected.sort(key=lambda r: r["index"])
+        # Enrichment from the request (e.g. location) goes above this line; removing the
+        # client IP is the last normalisation step.
+        if not settings.keep_client_ip:
+            accepted = without_client_ip(accepted)
         try:
             await producer.send_events(accepted, [to_json_bytes(e) for e in accepted])
         except KafkaUnavailable as exc:
@@ -61,30 +63,8 @@ def build_collector_router(
         status = 400 if rejected and not accepted else 202
         return JSONResponse(body, status_code=status)
 
-    def known(key: str) -> bool:
-        return any(secrets.compare_digest(key, k) for k in write_keys)
-
-    def native_authorised(request: Request) -> bool:
-        """``writeKey`` query parameter (sendBeacon cannot set headers) or Basic auth username.
-
-        With no keys configured anything goes; a key that is sent must be known; no key at
-        all is accepted unless ``PERSONA_WRITE_KEY_REQUIRED`` (existing clients send none).
-        """
-        if not write_keys:
-            return True
-        key = request.query_params.get("writeKey") or write_key_from_basic_auth(
-            request.headers.get("authorization")
-        )
-        if not key:
-            return not settings.write_key_required
-        return known(key)
-
     @router.post("/v1/events", status_code=202, summary="Collect native events (one or a batch)")
     async def collect_events(request: Request) -> JSONResponse:
-        if not native_authorised(request):
-            return error(
-                401, "missing or unknown write key (send it as ?writeKey= or Basic auth username)"
-            )
         try:
             body = await read_json_body(request, settings.max_body_bytes)
         except BodyError as exc:
@@ -104,13 +84,6 @@ def build_collector_router(
             )
         return await accept(items, [])
 
-    def authorised(request: Request, body: dict[str, Any]) -> bool:
-        if not write_keys:
-            return True
-        key = write_key_from_basic_auth(request.headers.get("authorization"))
-        key = key or body.get("writeKey")
-        return isinstance(key, str) and known(key)
-
     async def segment(request: Request, call: str | None) -> JSONResponse:
         try:
             body = await read_json_body(request, settings.max_body_bytes)
@@ -118,8 +91,7 @@ def build_collector_router(
             return error(exc.status, exc.message)
         if not isinstance(body, dict):
             return error(400, "body must be a JSON object")
-        if not authorised(request, body):
-            return error(401, "missing or unknown write key (send it as the Basic auth username)")
+        request.app.state.access.check_body_key(request, body)  # when no key came otherwise
         if call is None:
             try:
                 items, pre_rejected = parse_segment_batch(body)

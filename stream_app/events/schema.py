@@ -11,6 +11,9 @@ Decisions (also in the report of the change that wrote this file):
   send extra fields without being rejected, and nothing unvalidated reaches Kafka.
 - ``identify.traits`` is optional (default ``{}``) but must be a JSON object when present,
   with string keys, at most ``MAX_TRAITS_DEPTH`` levels deep and valid Unicode throughout.
+- Ids (``event_id``, ``visitor_id``, ``user_id``, ``label.persona``) are 1 to 128 printable
+  characters (``str.isprintable``): control characters and other non-printable code points
+  are refused with the code point and its position.
 - ``label.persona`` is only checked as an id here; whether it is in the catalog is checked
   by ``validate_event(..., personas=...)`` (the hook) or by the worker that holds the catalog.
 """
@@ -69,7 +72,20 @@ _RFC3339 = re.compile(
 )
 _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+def _printable_id(value: str) -> str:
+    """Ids are printable Unicode: no control characters (NUL, BEL, newline, ...), no format,
+    separator (other than the space), private-use, surrogate or unassigned code points."""
+    if not value.isprintable():
+        bad = next(c for c in value if not c.isprintable())
+        raise ValueError(
+            f"must contain only printable characters (found U+{ord(bad):04X} at position "
+            f"{value.index(bad)}: control and other non-printable characters are refused)"
+        )
+    return value
+
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_printable_id)]
 Text = Annotated[str, StringConstraints(max_length=2048)]
 
 

@@ -17,9 +17,10 @@ Mapping decisions:
   the page URL as ``utm_*`` parameters only when the URL has no ``utm_*`` parameter at all.
 - ``page``: URL from ``context.page.url``, else ``properties.url``; same for referrer and
   title (title also falls back to the page ``name``); ``properties.dwell_ms`` is passed on.
-- ``track``: "Feedback Submitted" -> feedback, "Persona Identified" -> label, anything
-  else -> touchpoint with ``channel``/``action`` defaulting to ``other``; an unknown
-  channel or action is rejected like on the native endpoint.
+- ``track``: "Feedback Submitted" -> feedback, "Persona Identified" -> label, "Consent
+  Updated" -> consent (``properties.status`` ``opt_out``/``opt_in``, ``properties.source``,
+  default ``other``), anything else -> touchpoint with ``channel``/``action`` defaulting
+  to ``other``; an unknown channel or action is rejected like on the native endpoint.
 - ``screen``, ``group``, ``alias`` (and anything else) are rejected with a ``type`` error.
 """
 
@@ -33,6 +34,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from stream_app.events.validate import EventValidationError, FieldError
 
 SUPPORTED = ("page", "track", "identify")
+CONSENT_EVENT = "Consent Updated"
 UTM_FIELDS = {
     "name": "utm_campaign",
     "source": "utm_source",
@@ -165,6 +167,10 @@ def segment_to_native(message: dict[str, Any], call: str | None) -> dict[str, An
             native.update(type="label", persona=props.get("persona"), source=props.get("source"))
             if props.get("weight") is not None:
                 native["weight"] = props["weight"]
+        elif name == CONSENT_EVENT:
+            native.update(type="consent", status=props.get("status"))
+            if props.get("source") is not None:
+                native["source"] = props["source"]
         else:
             channel, action = props.get("channel"), props.get("action")
             native.update(

@@ -6,7 +6,7 @@ This is what the collector and the worker call; nothing else builds events.
 from __future__ import annotations
 
 import json
-from collections.abc import Container, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -137,7 +137,10 @@ def validate_event(
     else:
         persona = getattr(event, "persona", None)
         if personas is not None and persona is not None and persona not in personas:
-            errors.append(FieldError("persona", "is not a persona of the catalog"))
+            known = ", ".join(sorted(personas)) if isinstance(personas, Iterable) else ""
+            errors.append(
+                FieldError("persona", f"is not a persona of the catalog (known: {known})")
+            )
     if errors:
         raise EventValidationError(errors)
     out = event.model_dump(mode="json", exclude_none=True)

@@ -330,15 +330,19 @@ def test_k8s_settings_secret_and_worker_sizing(monkeypatch: pytest.MonkeyPatch) 
     (secret,) = k8s_find("Secret")
     env = {**config["data"], **secret["stringData"]}
     assert set(env) <= SETTINGS_VARS, set(env) - SETTINGS_VARS
-    assert {"PERSONA_REDIS_URL", "PERSONA_WRITE_KEYS"} <= set(secret["stringData"])
-    assert "PERSONA_REDIS_URL" not in config["data"]
-    assert isinstance(json.loads(secret["stringData"]["PERSONA_WRITE_KEYS"]), list)
+    keys = {"PERSONA_WRITE_KEYS", "PERSONA_READ_KEYS", "PERSONA_ADMIN_KEYS"}
+    assert {"PERSONA_REDIS_URL", *keys} <= set(secret["stringData"])
+    assert not ({"PERSONA_REDIS_URL", *keys} & set(config["data"]))  # secrets stay secret
+    for name in keys:  # one key of each role, and no role shares a key
+        assert len(json.loads(secret["stringData"][name])) >= 1, name
+    assert len({k for n in keys for k in json.loads(secret["stringData"][n])}) == 3
     assert config["data"]["PERSONA_API_HOST"] == "0.0.0.0"
     for name, value in env.items():  # the values must pass Settings' own validation
         monkeypatch.setenv(name, value)
     loaded = Settings()
     assert loaded.topic_partitions == int(env["PERSONA_TOPIC_PARTITIONS"])
-    assert loaded.write_key_required and loaded.cors_origins  # the browser tracker is configured
+    assert not loaded.auth_disabled and loaded.cors_origins  # keys checked; the tracker's site
+    assert loaded.write_keys and loaded.read_keys and loaded.admin_keys
     worker = deployment_by_role("worker")
     partitions = int(config["data"]["PERSONA_TOPIC_PARTITIONS"])
     assert 1 <= worker["spec"]["replicas"] <= partitions, "workers beyond partitions sit idle"

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from stream_app.api.app import create_app
 from stream_app.collector.producer import EventProducer
@@ -22,9 +23,11 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 async def client(store: MemoryStore) -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings()
+    settings = Settings(admin_keys=[SecretStr("ak-1")])  # the dashboard's routes need admin
     app = create_app(settings, store=store, producer=EventProducer(settings), create_topics=False)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": "Bearer ak-1"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as c:
         yield c
 
 

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from stream_app.api.app import create_app
 from stream_app.api.cors import is_tracker_path
@@ -14,13 +15,19 @@ from stream_app.settings import Settings
 from stream_app.store.memory_store import MemoryStore
 
 SITE = "http://shop.example:8100"
+READ_KEY = "rk-1"  # auth is not the point here (tests/stream_app/api/test_auth.py)
 
 
 async def client_for(settings: Settings) -> httpx.AsyncClient:
+    settings = Settings(**{**settings.model_dump(), "read_keys": [SecretStr(READ_KEY)]})
     app = create_app(
         settings, store=MemoryStore(), producer=EventProducer(settings), create_topics=False
     )
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://api",
+        headers={"Authorization": f"Bearer {READ_KEY}"},
+    )
 
 
 @pytest.fixture

@@ -50,7 +50,9 @@ async def client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, store=MemoryStore(), producer=producer, create_topics=False)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+    # The write key in every request (auth itself: tests/stream_app/api/test_auth.py).
+    headers = {"Authorization": "Bearer wk-1"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as c:
         yield c
 
 
@@ -145,6 +147,7 @@ async def test_kafka_down_is_503_and_nothing_accepted(
 
 
 async def test_segment_write_key_required(client: httpx.AsyncClient) -> None:
+    del client.headers["Authorization"]
     msg = {
         "messageId": "m1",
         "anonymousId": "a1",
