@@ -37,19 +37,26 @@ def to_jsonl(events: Iterable[dict[str, Any]], out: TextIO, rate: float = 0) -> 
     return pacer.sent
 
 
-def to_http(events: Iterable[dict[str, Any]], url: str, rate: float = 0, batch: int = 500) -> int:
+def to_http(
+    events: Iterable[dict[str, Any]],
+    url: str,
+    rate: float = 0,
+    batch: int = 500,
+    write_key: str | None = None,
+) -> int:
     import httpx
 
     pacer = Pacer(rate)
     buf: list[dict[str, Any]] = []
-    with httpx.Client(base_url=url, timeout=30.0) as client:
+    headers = {"Authorization": f"Bearer {write_key}"} if write_key else {}
+    with httpx.Client(base_url=url, timeout=30.0, headers=headers) as client:
 
         def flush() -> None:
-            for attempt in range(30):  # 503 while Kafka restarts: retry; ids de-duplicate
+            for attempt in range(30):  # 503 while Kafka restarts, 429: retry; ids de-duplicate
                 r = client.post("/v1/events", json={"events": buf})
                 if r.status_code == 202:
                     break
-                if r.status_code != 503:
+                if r.status_code not in (429, 503):
                     sys.stderr.write(f"collector answered {r.status_code}: {r.text[:500]}\n")
                     break
                 time.sleep(min(0.2 * (attempt + 1), 2.0))

@@ -22,6 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="-", help="JSONL file for --sink jsonl ('-' = stdout)")
     parser.add_argument("--url", default=None, help="collector base URL for --sink http")
     parser.add_argument(
+        "--write-key",
+        default=None,
+        help="write key for --sink http (default: the first of PERSONA_WRITE_KEYS)",
+    )
+    parser.add_argument(
         "--rate", type=float, default=0, help="events per second (0 = as fast as possible)"
     )
     parser.add_argument("--truth", default=None, help="write visitor_id,persona CSV here")
@@ -61,7 +66,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 sent = simulate_sinks.to_jsonl(events, out, args.rate)
     elif args.sink == "http":
         url = args.url or f"http://{settings.api_host}:{settings.api_port}"
-        sent = simulate_sinks.to_http(events, url, args.rate)
+        key = args.write_key
+        if key is None and settings.write_keys:
+            key = settings.write_keys[0].get_secret_value()
+        sent = simulate_sinks.to_http(events, url, args.rate, write_key=key)
     else:
         sent = simulate_sinks.to_kafka(events, settings, args.rate)
     if args.truth:

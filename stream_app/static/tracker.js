@@ -6,6 +6,15 @@
  *   data-write-key       write key, sent as ?writeKey= (sendBeacon cannot set headers)
  *   data-api-url         API base URL (default: the origin this script was loaded from)
  *   data-auto-page-view  "false" = do not track the page view of this page automatically
+ *   data-respect-gpc     "false" = ignore Global Privacy Control (default: honour it)
+ *
+ * Consent: with Global Privacy Control on (navigator.globalPrivacyControl === true) and
+ * respectGpc (the default), the tracker sends nothing and sets no cookie. A visitor id it
+ * had stored before is sent in ONE consent event {status: "opt_out", source: "gpc"}, so the
+ * engine forgets it, and removed. personaStream.optOut() does the same on request (source
+ * "banner" unless given) and the tracker stays silent on this site, whatever GPC says, until
+ * personaStream.optIn(), which sends {status: "opt_in"} under a new visitor id. That choice
+ * is kept in the "ps_optout" cookie and localStorage.
  *
  * Visitor id: first-party, cookie "ps_vid" on the website's domain (1 year, SameSite=Lax)
  * mirrored in localStorage; whichever survives restores the other.
@@ -17,7 +26,8 @@
  * from the back/forward cache, or personaStream.page() in a single-page app, starts a new view.
  *
  * API (window.personaStream): init(options), visitorId(), page(), touchpoint(fields),
- * feedback(kind, score, extra), identify(userId, traits), assignment().
+ * feedback(kind, score, extra), identify(userId, traits), assignment(), optOut(source),
+ * optIn(source), optedOut().
  * Sending functions return a Promise of true (accepted) / false; they never reject.
  * assignment() resolves to the lookup JSON (INTERFACES 2.1) or null (unknown visitor, error).
  */
@@ -27,9 +37,10 @@
 
   var VID = "ps_vid";
   var UID = "ps_uid";
+  var OPTOUT = "ps_optout";
   var MAX_DWELL_MS = 86400000;
   var script = document.currentScript;
-  var cfg = { apiUrl: "", writeKey: "", autoPageView: true };
+  var cfg = { apiUrl: "", writeKey: "", autoPageView: true, respectGpc: true };
   var view = null;
   var cachedVid = null;
 
@@ -42,6 +53,7 @@
   cfg.apiUrl = attr("data-api-url") || cfg.apiUrl;
   cfg.writeKey = attr("data-write-key") || "";
   cfg.autoPageView = attr("data-auto-page-view") !== "false";
+  cfg.respectGpc = attr("data-respect-gpc") !== "false";
 
   function uuid() {
     var c = window.crypto;
@@ -96,18 +108,72 @@
     return null;
   }
 
+  function writeCookie(name, value, maxAge) {
+    var secure = window.location.protocol === "https:" ? "; Secure" : "";
+    try {
+      document.cookie = name + "=" + encodeURIComponent(value) + "; Max-Age=" + maxAge +
+        "; Path=/; SameSite=Lax" + secure;
+    } catch (e) { /* cookies disabled */ }
+  }
+
+  function unstore(key) {
+    try { window.localStorage.removeItem(key); } catch (e) { /* storage disabled */ }
+  }
+
+  function storedVisitorId() {
+    return cachedVid || readCookie(VID) || store(VID);
+  }
+
   function visitorId() {
     if (cachedVid) return cachedVid;
     var id = readCookie(VID) || store(VID) || uuid();
     if (id.length > 128) id = uuid();
-    var secure = window.location.protocol === "https:" ? "; Secure" : "";
-    try {
-      document.cookie = VID + "=" + encodeURIComponent(id) + "; Max-Age=31536000; Path=/" +
-        "; SameSite=Lax" + secure;
-    } catch (e) { /* cookies disabled */ }
-    store(VID, id);
+    if (!silenced()) {  // an opted-out visitor gets no cookie
+      writeCookie(VID, id, 31536000);
+      store(VID, id);
+    }
     cachedVid = id;
     return id;
+  }
+
+  // --- consent ----------------------------------------------------------------------------
+  function gpc() {
+    return cfg.respectGpc && navigator.globalPrivacyControl === true;
+  }
+
+  function optedOut() {
+    return readCookie(OPTOUT) === "1" || store(OPTOUT) === "1";
+  }
+
+  function silenced() {
+    return gpc() || optedOut();
+  }
+
+  function forgetLocally() {
+    writeCookie(VID, "", 0);
+    unstore(VID);
+    unstore(UID);
+    cachedVid = null;
+    view = null;
+  }
+
+  // The one event an opted-out visitor sends: the opt-out itself, with the id to forget.
+  function sendOptOut(source, remember) {
+    var known = storedVisitorId();
+    if (remember) {
+      writeCookie(OPTOUT, "1", 31536000);
+      store(OPTOUT, "1");
+    }
+    var sent = Promise.resolve(false);
+    if (known) {
+      var ev = baseEvent("consent");
+      ev.visitor_id = known;
+      ev.status = "opt_out";
+      ev.source = source;
+      sent = post(ev, false);
+    }
+    forgetLocally();
+    return sent;
   }
 
   function endpoint(path) {
@@ -132,8 +198,13 @@
     return ev;
   }
 
-  // text/plain keeps the request "simple": no CORS preflight; the collector reads it as JSON.
   function send(ev, beacon) {
+    if (silenced()) return Promise.resolve(false);
+    return post(ev, beacon);
+  }
+
+  // text/plain keeps the request "simple": no CORS preflight; the collector reads it as JSON.
+  function post(ev, beacon) {
     var url = endpoint("/v1/events");
     var body = JSON.stringify(ev);
     if (beacon && navigator.sendBeacon) {
@@ -202,6 +273,7 @@
       options = options || {};
       if (options.apiUrl) cfg.apiUrl = String(options.apiUrl);
       if (options.writeKey !== undefined) cfg.writeKey = String(options.writeKey || "");
+      if (options.respectGpc !== undefined) cfg.respectGpc = options.respectGpc !== false;
       if (options.autoPageView === false) {
         cfg.autoPageView = false;
         if (view && !view.sent) view = null;
@@ -244,15 +316,31 @@
       return send(ev, false);
     },
     assignment: function () {
-      if (!window.fetch) return Promise.resolve(null);
-      var url = cfg.apiUrl.replace(/\/+$/, "") + "/v1/visitors/" +
-        encodeURIComponent(visitorId());
+      if (!window.fetch || silenced()) return Promise.resolve(null);
+      var url = endpoint("/v1/visitors/" + encodeURIComponent(visitorId()));
       return fetch(url, { credentials: "omit", cache: "no-store" }).then(function (r) {
         return r.ok ? r.json() : null;
       }).catch(function () { return null; });
-    }
+    },
+    // Consent (see the header): opt out = one consent event, then silence on this site.
+    optOut: function (source) {
+      return sendOptOut(String(source || "banner"), true);
+    },
+    optIn: function (source) {
+      writeCookie(OPTOUT, "", 0);
+      unstore(OPTOUT);
+      if (gpc()) return Promise.resolve(false);  // the browser's signal still says no
+      var ev = baseEvent("consent");
+      ev.status = "opt_in";
+      ev.source = String(source || "banner");
+      return post(ev, false);
+    },
+    optedOut: function () { return silenced(); }
   };
 
   window.personaStream = api;
-  if (cfg.autoPageView) startView(document.referrer);
+  // Under GPC, a visitor id stored before is sent once in an opt-out (then removed), so the
+  // engine forgets it; nothing else is sent while the signal is on.
+  if (gpc() && !optedOut()) sendOptOut("gpc", false);
+  if (cfg.autoPageView && !silenced()) startView(document.referrer);
 })(window, document);

@@ -27,9 +27,11 @@ UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")
 PAGE = (
     "<!doctype html><html><head><title>{title}</title>"
-    f'<script src="{API}/tracker.js" data-write-key="k1"></script></head>'
+    f'<script src="{API}/tracker.js" data-write-key="k1"{{attrs}}></script></head>'
     '<body><a id="next" href="/other">next</a></body></html>'
 )
+GPC_ON = 'Object.defineProperty(Navigator.prototype, "globalPrivacyControl", {get: () => true});'
+
 HARNESS = """
 (() => {
   const log = () => JSON.parse(sessionStorage.getItem("beacons") || "[]");
@@ -61,9 +63,18 @@ def browser() -> Iterator[Any]:
 class Site:
     """A browser context with the routed site and API; records what reaches /v1/events."""
 
-    def __init__(self, browser: Any, start: str = "visible", **options: Any) -> None:
+    def __init__(
+        self,
+        browser: Any,
+        start: str = "visible",
+        script_attrs: str = "",
+        init_script: str = "",
+        **options: Any,
+    ) -> None:
         self.context = browser.new_context(**options)
-        self.context.add_init_script(HARNESS.replace("__START__", start))
+        self.context.add_init_script(HARNESS.replace("__START__", start) + init_script)
+        self.script_attrs = script_attrs
+        self.lookups: list[str] = []
         self.posts: list[dict[str, Any]] = []
         self.lookup: tuple[int, Any] = (404, {"error": "unknown visitor"})
         self.context.route(f"{SITE}/**", self._site)
@@ -72,7 +83,8 @@ class Site:
 
     def _site(self, route: Any) -> None:
         title = "Other" if route.request.url.startswith(f"{SITE}/other") else "Docs"
-        route.fulfill(status=200, content_type="text/html", body=PAGE.format(title=title))
+        body = PAGE.format(title=title, attrs=self.script_attrs)
+        route.fulfill(status=200, content_type="text/html", body=body)
 
     def _api(self, route: Any) -> None:
         req = route.request
@@ -84,6 +96,7 @@ class Site:
             self.posts.append({"endpoint": req.url, "ctype": req.headers["content-type"], **body})
             route.fulfill(status=202, json={"accepted": 1, "rejected": []}, headers=cors)
         elif req.url.startswith(f"{API}/v1/visitors/"):
+            self.lookups.append(req.url)
             status, body = self.lookup
             if status == 0:
                 route.abort()
@@ -216,6 +229,10 @@ def test_assignment_resolves_to_the_lookup_or_null(site: Site) -> None:
     assert site.page.evaluate("personaStream.assignment()") is None
     site.lookup = (0, None)  # network error
     assert site.page.evaluate("personaStream.assignment()") is None
+    vid = site.page.evaluate("personaStream.visitorId()")
+    assert site.lookups and all(  # the write key goes along: the API needs one
+        u == f"{API}/v1/visitors/{vid}?writeKey=k1" for u in site.lookups
+    )
 
 
 def test_touchpoint_feedback_identify(site: Site) -> None:
@@ -242,3 +259,94 @@ def test_touchpoint_feedback_identify(site: Site) -> None:
     assert identify["user_id"] == "u-7" and identify["traits"] == {"job_title": "CFO"}
     assert "user_id" not in touch and after["user_id"] == "u-7"
     assert len({p["event_id"] for p in site.posts}) == 4
+
+
+def sent_events(site: Site) -> list[dict[str, Any]]:
+    """Everything that reached the API: beacons and fetch posts, without the test's fields."""
+    posts = [{k: v for k, v in p.items() if k not in ("endpoint", "ctype")} for p in site.posts]
+    return site.beacons() + posts
+
+
+def test_gpc_sends_nothing_and_sets_no_cookie(browser: Any) -> None:
+    s = Site(browser, init_script=GPC_ON)
+    try:
+        s.page.goto(f"{SITE}/docs")
+        assert s.page.evaluate("navigator.globalPrivacyControl") is True
+        results = s.page.evaluate(
+            """async () => [
+              await personaStream.touchpoint({channel: "form", action: "submit"}),
+              await personaStream.identify("u-1", {email: "a@example.com"}),
+              await personaStream.assignment(),
+              personaStream.optedOut(),
+            ]"""
+        )
+        s.hide()
+        s.page.goto(f"{SITE}/other")
+        s.hide()
+        assert results == [False, False, None, True]
+        assert sent_events(s) == [] and s.lookups == []
+        assert "ps_vid" not in {c["name"] for c in s.context.cookies(SITE)}
+        assert s.page.evaluate("localStorage.getItem('ps_vid')") is None
+    finally:
+        s.context.close()
+
+
+def test_gpc_forgets_a_visitor_seen_before_with_one_opt_out(browser: Any) -> None:
+    s = Site(browser)
+    try:
+        s.page.goto(f"{SITE}/docs")
+        vid = s.page.evaluate("personaStream.visitorId()")
+        s.hide()
+        assert len(s.beacons()) == 1  # tracked as usual before GPC was switched on
+        s.context.add_init_script(GPC_ON)
+        s.page.goto(f"{SITE}/other")
+        s.page.reload()
+        s.hide()
+        (view, consent) = sent_events(s)
+        assert view["type"] == "page_view"
+        assert (consent["type"], consent["status"], consent["source"]) == (
+            "consent",
+            "opt_out",
+            "gpc",
+        )
+        assert consent["visitor_id"] == vid
+        assert validate_event(consent)["status"] == "opt_out"
+        assert "ps_vid" not in {c["name"] for c in s.context.cookies(SITE)}
+    finally:
+        s.context.close()
+
+
+def test_gpc_is_configurable(browser: Any) -> None:
+    s = Site(browser, script_attrs=' data-respect-gpc="false"', init_script=GPC_ON)
+    try:
+        s.page.goto(f"{SITE}/docs")
+        assert s.page.evaluate("personaStream.optedOut()") is False
+        s.hide()
+        (view,) = s.beacons()
+        assert view["type"] == "page_view"
+    finally:
+        s.context.close()
+
+
+def test_opt_out_then_opt_in(site: Site) -> None:
+    site.page.goto(f"{SITE}/docs")
+    vid = site.page.evaluate("personaStream.visitorId()")
+    assert site.page.evaluate("personaStream.optOut()") is True
+    assert site.page.evaluate("personaStream.touchpoint({channel: 'chat'})") is False
+    site.hide()  # the view of an opted-out visitor is not sent
+    site.page.reload()
+    site.hide()
+    assert site.page.evaluate("personaStream.optedOut()") is True
+    (consent,) = sent_events(site)
+    assert (consent["type"], consent["status"], consent["source"]) == (
+        "consent",
+        "opt_out",
+        "banner",
+    )
+    assert consent["visitor_id"] == vid and validate_event(consent)["visitor_id"] == vid
+    assert "ps_vid" not in {c["name"] for c in site.context.cookies(SITE)}
+    assert site.page.evaluate("personaStream.optIn()") is True
+    opt_in = site.posts[-1]
+    assert (opt_in["type"], opt_in["status"]) == ("consent", "opt_in")
+    assert opt_in["visitor_id"] != vid  # a fresh visitor: the old one was forgotten
+    assert site.page.evaluate("personaStream.touchpoint({channel: 'chat'})") is True
