@@ -44,6 +44,26 @@ API_PORT="${PERSONA_API_PORT:-8000}"
 DEMO_PORT="${DEMO_PORT:-8100}"
 # The demo site calls the API from its own origin.
 export PERSONA_CORS_ORIGINS="${PERSONA_CORS_ORIGINS:-[\"http://127.0.0.1:$DEMO_PORT\"]}"
+# Keys (README "Access"): with none given, this local engine runs with auth OFF, and says so.
+if [ -z "${PERSONA_WRITE_KEYS:-}${PERSONA_READ_KEYS:-}${PERSONA_ADMIN_KEYS:-}" ] \
+   && [ "${PERSONA_AUTH_DISABLED:-}" != "false" ]; then
+  export PERSONA_AUTH_DISABLED=true
+fi
+AUTH_NOTE="keys required (PERSONA_WRITE_KEYS / PERSONA_READ_KEYS / PERSONA_ADMIN_KEYS)"
+if [ "${PERSONA_AUTH_DISABLED:-}" = "true" ]; then
+  AUTH_NOTE="AUTH DISABLED: no keys are checked (PERSONA_AUTH_DISABLED=true)"
+  cat <<'WARN'
+
+  ###########################################################################
+  #  WARNING: AUTH IS DISABLED (PERSONA_AUTH_DISABLED=true).                #
+  #  Anyone who reaches this API can read every visitor, export audiences   #
+  #  and delete visitors. For local development only. To run with keys:    #
+  #    PERSONA_WRITE_KEYS='["w"]' PERSONA_READ_KEYS='["r"]' \               #
+  #    PERSONA_ADMIN_KEYS='["a"]' bash deploy/local/run.sh                  #
+  ###########################################################################
+
+WARN
+fi
 "$PS" topics
 "$PS" worker >"$RUN/worker.log" 2>&1 & echo $! >"$RUN/worker.pid"
 "$PS" api >"$RUN/api.log" 2>&1 & echo $! >"$RUN/api.pid"
@@ -69,6 +89,7 @@ cat <<MSG
 
 persona-stream is running:
   API        http://127.0.0.1:$API_PORT   (OpenAPI at /docs, live dashboard at /dashboard)
+  access     $AUTH_NOTE
   demo site  http://127.0.0.1:$DEMO_PORT   (browse /docs, /pricing, ...: the banner follows your persona)
   a visitor  curl -s http://127.0.0.1:$API_PORT/v1/visitors/\$(sed -n 2p $RUN/truth.csv | cut -d, -f1)
   send one   curl -s -XPOST -H 'content-type: application/json' http://127.0.0.1:$API_PORT/v1/events \\

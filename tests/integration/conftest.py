@@ -29,6 +29,9 @@ from models.simulator import Simulator
 from stream_app.settings import DEFAULT_CATALOG
 
 REPO = Path(__file__).resolve().parents[2]
+# Every engine has a key of each role; Engine.http sends the admin key (auth is tested in
+# tests/stream_app/api/test_auth.py and test_access.py, here it must simply be on).
+WRITE_KEY, READ_KEY, ADMIN_KEY = "it-write-key", "it-read-key", "it-admin-key"
 
 
 def free_port() -> int:
@@ -70,10 +73,19 @@ class Engine:
             "PERSONA_WORKER_WEB_PORT": str(free_port()),
             "PERSONA_WORKER_DATA_DIR": str(self.tmp / "worker"),
             "PERSONA_KAFKA_TIMEOUT_S": "3",
+            "PERSONA_WRITE_KEYS": json.dumps([WRITE_KEY]),
+            "PERSONA_READ_KEYS": json.dumps([READ_KEY]),
+            "PERSONA_ADMIN_KEYS": json.dumps([ADMIN_KEY]),
+            # The tests send from one address faster than a visitor would.
+            "PERSONA_RATE_LIMIT_IP_PER_S": "0",
             **extra_env,
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.api_port}", timeout=15.0)
+        self.http = httpx.Client(
+            base_url=f"http://127.0.0.1:{self.api_port}",
+            timeout=15.0,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        )
         self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
         self.prefix = self.env["PERSONA_REDIS_PREFIX"]
 

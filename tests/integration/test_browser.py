@@ -23,12 +23,11 @@ import pytest
 from models.catalog import Catalog
 from stream_app.demo.site import NEUTRAL, site_pages
 from tests.chromium import launch, require_chromium
-from tests.integration.conftest import REPO, Engine, free_port, wait_until
+from tests.integration.conftest import ADMIN_KEY, REPO, WRITE_KEY, Engine, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
 ARTIFACTS = REPO / "test-artifacts"
-WRITE_KEY = "demo-write-key"
 TRACKER_CALLS = """async (user) => [
   await personaStream.touchpoint({channel: "webinar", action: "attend", name: "Demo day"}),
   await personaStream.feedback("nps", 9, {comment: "nice"}),
@@ -84,9 +83,7 @@ def site(request: pytest.FixtureRequest) -> Iterator[tuple[Engine, str]]:
         redis_url,
         uuid.uuid4().hex[:8],
         PERSONA_CORS_ORIGINS=json.dumps([demo_url]),
-        PERSONA_WRITE_KEYS=json.dumps([WRITE_KEY]),
-        PERSONA_WRITE_KEY_REQUIRED="true",
-    )
+    )  # the demo's tracker sends the engine's write key (the first of PERSONA_WRITE_KEYS)
     eng.start("api")
     eng.start("worker")
     log = open(eng.tmp / "demo.log", "ab")  # noqa: SIM115 - closed with the process
@@ -182,7 +179,13 @@ def test_browsing_as_a_persona_changes_the_banner(site: tuple[Engine, str]) -> N
             results = page.evaluate(TRACKER_CALLS, user)
             assert results == [True, True, True], results
 
-            board = context.new_page()  # the demo page stays open: its view is not sent
+            # The dashboard needs an admin key: the browser asks for it (Basic auth challenge).
+            # A second context, so the demo page stays open and its view is not sent.
+            admin = browser.new_context(
+                viewport={"width": 1280, "height": 800},
+                http_credentials={"username": ADMIN_KEY, "password": ""},
+            )
+            board = admin.new_page()
             board.goto(f"http://127.0.0.1:{eng.api_port}/dashboard")
             board.wait_for_function(  # the first /v1/stats answer is drawn
                 "Number(document.getElementById('workers').textContent) >= 1", timeout=15_000

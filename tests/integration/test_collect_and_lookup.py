@@ -9,7 +9,7 @@ import warnings
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.integration.conftest import Engine, wait_until
+from tests.integration.conftest import WRITE_KEY, Engine, wait_until
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -132,7 +132,7 @@ def test_segment_batch_as_analytics_libraries_send_it(engine: Engine) -> None:
         ],
         "sentAt": ts,
     }
-    auth = base64.b64encode(b"test-write-key:").decode()
+    auth = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()  # analytics-node's Basic auth
     resp = engine.http.post("/v1/batch", json=body, headers={"Authorization": f"Basic {auth}"})
     assert resp.status_code in (200, 202), resp.text
     assert resp.json()["accepted"] == 3
