@@ -110,5 +110,5 @@ def create_app(
     async def on_store_down(request: Request, exc: ConnectionError) -> JSONResponse:
         return JSONResponse({"error": f"store unavailable: {exc}"}, status_code=503)
 
-    install_openapi(app)
+    install_openapi(app, catalog, settings)
     return app

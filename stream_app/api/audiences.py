@@ -20,6 +20,7 @@ from stream_app.settings import Settings
 from stream_app.store import VisitorStore
 
 MAX_EXPORT = 100_000
+MAX_OFFSET = 1_000_000_000
 
 
 def build_audience_router(settings: Settings, store: VisitorStore, catalog: Catalog) -> APIRouter:
@@ -31,7 +32,7 @@ def build_audience_router(settings: Settings, store: VisitorStore, catalog: Cata
         format: str = Query("csv", pattern="^(csv|json)$"),
         min_probability: float | None = Query(None, ge=0, le=1),
         limit: int = Query(10_000, ge=1, le=MAX_EXPORT),
-        offset: int = Query(0, ge=0),
+        offset: int = Query(0, ge=0, le=MAX_OFFSET),  # Redis refuses offsets past 2**63
         hashed_only: bool = Query(False, description="only members with a hashed e-mail or phone"),
     ) -> Any:
         if catalog.persona(persona) is None:

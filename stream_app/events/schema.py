@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -37,6 +38,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -68,9 +70,46 @@ ACTIONS: tuple[str, ...] = get_args(Action)
 LABEL_SOURCES: tuple[str, ...] = get_args(LabelSource)
 
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?$"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:[.][0-9]{1,9})?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?$"
 )
+
+
+def _printable_ranges() -> str:
+    """A regex character class of exactly the characters ``str.isprintable`` accepts."""
+    ranges: list[tuple[int, int]] = []
+    start = None
+    for code in range(sys.maxunicode + 2):
+        printable = code <= sys.maxunicode and chr(code).isprintable()
+        if printable and start is None:
+            start = code
+        elif not printable and start is not None:
+            ranges.append((start, code - 1))
+            start = None
+
+    def lit(code: int) -> str:
+        ch = chr(code)
+        return "\\" + ch if ch in "\\]^-[" else ch
+
+    return "".join(lit(a) if a == b else f"{lit(a)}-{lit(b)}" for a, b in ranges)
+
+
+ID_PATTERN = f"^[{_printable_ranges()}]+$"
+"""The id rule as an OpenAPI ``pattern`` (the validator itself uses ``str.isprintable``)."""
 _URL_FORBIDDEN = re.compile(r"[\x00-\x20\x7f]")
+# The documented form of the URL rule (OpenAPI ``pattern``), enforced as well: http(s), an
+# ASCII host (punycode; no user info, no IP-literal brackets), a port of 0-65535, then
+# anything but spaces and control characters.
+_PORT = r"(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+URL_PATTERN = (
+    r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=-]+(:" + _PORT + r"?)?"
+    r"([/?#][^\x00-\x20\x7f]*)?$"
+)
+_URL_SHAPE = re.compile(URL_PATTERN)
+TS_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 
 
 def _printable_id(value: str) -> str:
@@ -85,7 +124,12 @@ def _printable_id(value: str) -> str:
     return value
 
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_printable_id)]
+Id = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128),
+    AfterValidator(_printable_id),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 128, "pattern": ID_PATTERN}),
+]
 Text = Annotated[str, StringConstraints(max_length=2048)]
 
 
@@ -122,6 +166,11 @@ def _rfc3339(value: Any) -> Any:
 def _http_url(value: str) -> str:
     if _URL_FORBIDDEN.search(value):
         raise ValueError("must be an absolute http or https URL without spaces")
+    if not _URL_SHAPE.match(value):
+        raise ValueError(
+            "must be an absolute http or https URL with an ASCII host name (no user info) "
+            "and a port from 0 to 65535"
+        )
     try:
         parts = urlsplit(value)
         host = parts.hostname
@@ -137,8 +186,33 @@ def _url_or_empty(value: str) -> str:
     return value if value == "" else _http_url(value)
 
 
-HttpUrl = Annotated[str, StringConstraints(max_length=8192), AfterValidator(_http_url)]
-UrlOrEmpty = Annotated[str, StringConstraints(max_length=8192), AfterValidator(_url_or_empty)]
+HttpUrl = Annotated[
+    str,
+    StringConstraints(max_length=8192),
+    AfterValidator(_http_url),
+    WithJsonSchema({"type": "string", "maxLength": 8192, "pattern": URL_PATTERN}),
+]
+UrlOrEmpty = Annotated[
+    str,
+    StringConstraints(max_length=8192),
+    AfterValidator(_url_or_empty),
+    WithJsonSchema(
+        {"type": "string", "maxLength": 8192, "pattern": f"^$|{URL_PATTERN}"},
+    ),
+]
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": TS_PATTERN,
+            "description": "RFC 3339 with an offset, a real date and time, at most 24 hours "
+            "ahead of the server's clock; normalised to UTC",
+            "examples": ["2026-11-22T10:15:00Z"],
+        }
+    ),
+]
 
 
 def _check_json(value: Any, path: str, depth: int, errors: list[tuple[str, str]]) -> None:
@@ -183,7 +257,10 @@ class Context(BaseModel):
     user_agent: Annotated[str, StringConstraints(max_length=1024)] | None = None
     ip: Annotated[str, StringConstraints(max_length=64)] | None = None
     locale: Annotated[str, StringConstraints(max_length=35)] | None = None
-    country: str | None = None
+    country: Annotated[
+        str | None,
+        WithJsonSchema({"type": ["string", "null"], "pattern": "^[A-Za-z]{2}$"}),
+    ] = None
     region: Annotated[str, StringConstraints(max_length=128)] | None = None
     city: Annotated[str, StringConstraints(max_length=128)] | None = None
 
@@ -208,7 +285,7 @@ class EventBase(BaseModel):
     event_id: Id
     visitor_id: Id
     user_id: Id | None = None
-    ts: Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+    ts: Timestamp
     context: Context | None = None
 
     @field_validator("ts")
@@ -242,6 +319,22 @@ class Touchpoint(EventBase):
 
 
 class Feedback(EventBase):
+    model_config = ConfigDict(
+        extra="ignore",
+        frozen=True,
+        json_schema_extra={  # the score's range depends on the kind
+            "oneOf": [
+                {
+                    "properties": {
+                        "kind": {"const": kind},
+                        "score": {"minimum": low, "maximum": high},
+                    }
+                }
+                for kind, (low, high) in SCORE_RANGES.items()
+            ]
+        },
+    )
+
     type: Literal["feedback"]
     kind: FeedbackKind
     score: JsonInt
@@ -259,10 +352,31 @@ class Feedback(EventBase):
         return value
 
 
+# The documented form of the e-mail and phone rules of stream_app/events/pii.py.
+# Written with explicit characters, not \\s or \\d, so every regex dialect reads them alike:
+# WHITESPACE is exactly what str.isspace / str.strip / Python's \\s take.
+WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
+_NOT_AT_OR_SPACE = f"[^@{WHITESPACE}]"
+EMAIL_PATTERN = (
+    f"^[{WHITESPACE}]*{_NOT_AT_OR_SPACE}+@{_NOT_AT_OR_SPACE}+[.]{_NOT_AT_OR_SPACE}+[{WHITESPACE}]*$"
+)
+_PHONE_SEP = f"[{WHITESPACE}().-]"
+PHONE_PATTERN = f"^{_PHONE_SEP}*[+]?({_PHONE_SEP}*[0-9]){{6,15}}{_PHONE_SEP}*$"
+TRAITS_SCHEMA = {
+    "type": "object",
+    "description": "any JSON object (at most 16 levels deep); email and phone are "
+    "replaced by their SHA-256 (email_sha256, phone_sha256) at the edge",
+    "properties": {
+        "email": {"type": ["string", "null"], "pattern": EMAIL_PATTERN},
+        "phone": {"type": ["string", "null"], "pattern": PHONE_PATTERN},
+    },
+}
+
+
 class Identify(EventBase):
     type: Literal["identify"]
     user_id: Id
-    traits: dict[str, Any] = Field(default_factory=dict)
+    traits: Annotated[dict[str, Any], WithJsonSchema(TRAITS_SCHEMA)] = Field(default_factory=dict)
 
     @field_validator("traits")
     @classmethod
