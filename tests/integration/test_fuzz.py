@@ -1,5 +1,6 @@
 """schemathesis over the served OpenAPI, all checks, against the real API process (with a
-worker, real Kafka and Redis), once with a key of each role. Bounded: about 35 s per role.
+worker, real Kafka and Redis), once with a key of each role. Bounded: 50 s with the admin key
+(every route reachable), 25 s each with the read and the write key (their 403s and 404s).
 
 Passing means: no 5xx, no response slower than 10 s, no contract failure (status codes,
 content types, headers and bodies as documented; schema-valid requests accepted, invalid ones
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).resolve().parent
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-SECONDS_PER_ROLE = 35
+SECONDS = {"admin": 50, "read": 25, "write": 25}
 HANG_S = 10.0
 
 
@@ -64,7 +65,7 @@ def test_schemathesis_finds_nothing(api: Engine, role: str, key: str, tmp_path: 
         "--checks",
         "all",
         "--max-time",
-        str(SECONDS_PER_ROLE),
+        str(SECONDS[role]),
         "--request-timeout",
         str(HANG_S),
         "--max-response-time",
@@ -87,7 +88,7 @@ def test_schemathesis_finds_nothing(api: Engine, role: str, key: str, tmp_path: 
         "PYTHONPATH": str(REPO),
     }
     run = subprocess.run(
-        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=SECONDS_PER_ROLE + 90
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=SECONDS[role] + 90
     )
     entries = json.loads(har.read_text())["log"]["entries"] if har.exists() else []
     statuses = collections.Counter(int(e["response"]["status"]) for e in entries)
@@ -108,6 +109,6 @@ def test_schemathesis_finds_nothing(api: Engine, role: str, key: str, tmp_path: 
     summary = run.stdout[run.stdout.find("FAILURES") :] if "FAILURES" in run.stdout else ""
     report = summary[-8000:] or run.stdout[-8000:]
     assert run.returncode == 0, f"schemathesis ({role}) failed:\n{report}\n{run.stderr[-2000:]}"
-    assert counts["requests"] > 200, counts  # it really ran
+    assert counts["requests"] > 40, counts  # it really ran
     assert counts["5xx"] == 0 and counts["hangs_over_10s"] == 0, counts
     assert counts["2xx"] > 0, counts  # and got past the refusals
