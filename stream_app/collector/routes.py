@@ -15,8 +15,8 @@ import secrets
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
+from stream_app.api.responses import OrjsonResponse
 from stream_app.collector.body import BodyError, read_json_body
 from stream_app.collector.producer import EventProducer, KafkaUnavailable
 from stream_app.events.segment import (
@@ -25,26 +25,41 @@ from stream_app.events.segment import (
     write_key_from_basic_auth,
 )
 from stream_app.events.validate import EventValidationError, to_json_bytes, validate_batch
+from stream_app.geo import Locator, RequestLocation
 from stream_app.metrics import ApiMetrics
 from stream_app.settings import Settings
 
 SEGMENT_CALLS = ("page", "track", "identify")
 
 
-def error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+def error(status: int, message: str, **extra: Any) -> OrjsonResponse:
+    return OrjsonResponse({"error": message, **extra}, status_code=status)
 
 
 def build_collector_router(
-    settings: Settings, producer: EventProducer, metrics: ApiMetrics | None = None
+    settings: Settings,
+    producer: EventProducer,
+    metrics: ApiMetrics | None = None,
+    locator: Locator | None = None,
 ) -> APIRouter:
     router = APIRouter(tags=["collect"])
     write_keys = {k.get_secret_value() for k in settings.write_keys}
+    locator = locator or Locator.from_settings(settings)
+
+    def located(request: Request) -> RequestLocation:
+        peer = request.client.host if request.client else None
+        return RequestLocation(locator, request.headers, peer)
 
     async def accept(
-        items: list[Any], pre_rejected: list[dict[str, Any]], endpoint: str = "native"
-    ) -> JSONResponse:
+        request: Request,
+        items: list[Any],
+        pre_rejected: list[dict[str, Any]],
+        endpoint: str = "native",
+    ) -> OrjsonResponse:
         accepted, rejected = validate_batch(items, hash_pii=settings.hash_pii)
+        where = located(request)  # events without context.country get the sender's
+        for event in accepted:
+            where.fill(event)
         already = {r["index"] for r in pre_rejected}  # mapping failures hold their place
         rejected = [r for r in rejected if r["index"] not in already] + pre_rejected
         rejected.sort(key=lambda r: r["index"])
@@ -59,7 +74,7 @@ def build_collector_router(
             metrics.events_rejected.labels(endpoint).inc(len(rejected))
         body = {"accepted": len(accepted), "rejected": rejected}
         status = 400 if rejected and not accepted else 202
-        return JSONResponse(body, status_code=status)
+        return OrjsonResponse(body, status_code=status)
 
     def known(key: str) -> bool:
         return any(secrets.compare_digest(key, k) for k in write_keys)
@@ -80,7 +95,7 @@ def build_collector_router(
         return known(key)
 
     @router.post("/v1/events", status_code=202, summary="Collect native events (one or a batch)")
-    async def collect_events(request: Request) -> JSONResponse:
+    async def collect_events(request: Request) -> OrjsonResponse:
         if not native_authorised(request):
             return error(
                 401, "missing or unknown write key (send it as ?writeKey= or Basic auth username)"
@@ -102,7 +117,7 @@ def build_collector_router(
                 413,
                 f"batch of {len(items)} events exceeds the limit of {settings.max_batch_events}",
             )
-        return await accept(items, [])
+        return await accept(request, items, [])
 
     def authorised(request: Request, body: dict[str, Any]) -> bool:
         if not write_keys:
@@ -111,7 +126,7 @@ def build_collector_router(
         key = key or body.get("writeKey")
         return isinstance(key, str) and known(key)
 
-    async def segment(request: Request, call: str | None) -> JSONResponse:
+    async def segment(request: Request, call: str | None) -> OrjsonResponse:
         try:
             body = await read_json_body(request, settings.max_body_bytes)
         except BodyError as exc:
@@ -129,7 +144,7 @@ def build_collector_router(
                 return error(
                     413, f"batch exceeds the limit of {settings.max_batch_events} messages"
                 )
-            return await accept(items, pre_rejected, "segment")
+            return await accept(request, items, pre_rejected, "segment")
         try:
             native = segment_to_native(body, call)
         except EventValidationError as exc:
@@ -140,15 +155,15 @@ def build_collector_router(
                     "errors": [e.__dict__ for e in exc.errors],
                 }
             ]
-            return JSONResponse({"accepted": 0, "rejected": rejected}, status_code=400)
-        return await accept([native], [], "segment")
+            return OrjsonResponse({"accepted": 0, "rejected": rejected}, status_code=400)
+        return await accept(request, [native], [], "segment")
 
     @router.post("/v1/batch", summary="Segment-compatible batch")
-    async def segment_batch(request: Request) -> JSONResponse:
+    async def segment_batch(request: Request) -> OrjsonResponse:
         return await segment(request, None)
 
     def segment_handler(call: str) -> Any:
-        async def handler(request: Request) -> JSONResponse:
+        async def handler(request: Request) -> OrjsonResponse:
             return await segment(request, call)
 
         return handler

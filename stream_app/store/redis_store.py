@@ -10,6 +10,12 @@ from redis.asyncio import Redis
 
 from stream_app.store.base import VisitorWrite
 from stream_app.store.keys import Keys
+from stream_app.store.lookup_lua import (
+    LOOKUP_LUA,
+    PERSONAS_LIVE_LUA,
+    lookup_keys,
+    personas_live_keys,
+)
 
 # One visitor's record and audience memberships in one command: SET the record with its
 # TTL, then ZADD (score given) or ZREM ("" given) the visitor in each audience key. The same
@@ -49,6 +55,8 @@ class RedisStore:
         self._ttl = ttl_s
         self._threshold = audience_threshold
         self._write_visitor = redis.register_script(WRITE_VISITOR_LUA)
+        self._lookup = redis.register_script(LOOKUP_LUA)
+        self._personas_live = redis.register_script(PERSONAS_LIVE_LUA)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -119,11 +127,26 @@ class RedisStore:
         return alias or user or None
 
     async def get(self, visitor_id: str) -> dict[str, Any] | None:
-        canonical = await self.resolve(visitor_id)
-        if canonical is None:
-            return None
-        raw = await self._r.get(self._k.visitor(canonical))
-        return json.loads(raw) if raw else None
+        raw = await self.get_encoded(visitor_id)
+        return orjson.loads(raw) if raw else None
+
+    async def get_encoded(self, visitor_id: str) -> str | None:
+        """The stored lookup JSON, following aliases and user ids: one round trip."""
+        keys, args = lookup_keys(self._k, visitor_id)
+        raw = await self._lookup(keys=keys, args=args)
+        return str(raw) if raw else None
+
+    async def personas_live(self, personas: list[str]) -> list[tuple[int, dict[str, float]]]:
+        """(audience size, KPI counters) of each persona: one round trip for all."""
+        if not personas:
+            return []
+        flat = await self._personas_live(keys=personas_live_keys(self._k, personas))
+        out = []
+        for i in range(0, len(flat), 2):
+            pairs = flat[i + 1]
+            kpi = {str(pairs[j]): float(pairs[j + 1]) for j in range(0, len(pairs), 2)}
+            out.append((int(flat[i]), kpi))
+        return out
 
     async def identity(self, visitor_id: str) -> dict[str, str]:
         return dict(await self._r.hgetall(self._k.identity(visitor_id)))
