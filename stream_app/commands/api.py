@@ -41,6 +41,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "access_log": False,
         "loop": "uvloop",
         "http": "httptools",
+        # The collector reads X-Forwarded-For itself, only behind PERSONA_TRUSTED_PROXIES
+        # (stream_app/geo/client_ip.py); uvicorn's own rewrite would believe 127.0.0.1.
+        "proxy_headers": False,
     }
     if args.workers == 1:
         from stream_app.api.app import create_app
