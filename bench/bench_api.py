@@ -151,6 +151,15 @@ class Result:
     p99_ms: float
     p999_ms: float
     load: str
+    cpu_s: float = 0.0  # CPU seconds the API process(es) used during the run
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return 1e6 * self.cpu_s / self.requests if self.requests else 0.0
+
+    @property
+    def cpu_share(self) -> float:
+        return self.cpu_s / self.seconds if self.seconds else 0.0
 
     @property
     def rps(self) -> float:
@@ -160,7 +169,8 @@ class Result:
         return (
             f"| {self.name} | {self.connections} | {self.rps:,.0f} | "
             f"{self.rps * self.events_per_request:,.0f} | {self.p50_ms:.2f} | {self.p99_ms:.2f} | "
-            f"{self.p999_ms:.2f} | {self.non_2xx + self.errors} | {self.load} |"
+            f"{self.p999_ms:.2f} | {self.non_2xx + self.errors} | {self.cpu_us_per_request:,.0f} | "
+            f"{100 * self.cpu_share:.0f}% | {self.load} |"
         )
 
 
@@ -174,6 +184,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (those still running)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and its children (uvicorn's --workers processes)."""
+    pids = [root]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == root:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+API_PIDS: list[int] = []  # the API processes being measured (empty: not ours, not measured)
+
+
 def run_wrk(
     url: str, script: str, seconds: float, connections: int, name: str, per_request: int
 ) -> Result:
@@ -184,7 +222,9 @@ def run_wrk(
         threads = min(2, connections)
         cmd = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s"]
         cmd += ["--timeout", "5s", "-s", path, url]
+        cpu_before = cpu_seconds(API_PIDS)
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60)
+        cpu = cpu_seconds(API_PIDS) - cpu_before
     finally:
         os.unlink(path)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith('{"requests"')), None)
@@ -203,6 +243,7 @@ def run_wrk(
         s["p99_us"] / 1000,
         s["p999_us"] / 1000,
         load_average(),
+        cpu,
     )
 
 
@@ -368,6 +409,8 @@ def main() -> int:
         else:
             api = Api(args.workers, env, log)
             url = api.url
+            time.sleep(1.0)  # uvicorn's worker processes are up once /healthz answers
+            API_PIDS[:] = process_tree(api.proc.pid)
         read_headers: dict[str, str] = {}
         write_headers = {"Content-Type": "application/json", "CF-IPCountry": "DE"}
         segment_headers = {"Content-Type": "application/json"}
@@ -438,8 +481,9 @@ def main() -> int:
         workers = f"{args.workers} API process(es)" if not args.url else url
         print(f"\n{workers}, {args.seconds:g} s per run, {len(ids):,} visitors")
         columns = ["scenario", "conns", "req/s", "events/s", "p50 ms", "p99 ms", "p99.9 ms"]
-        print("| " + " | ".join([*columns, "errors", "load avg"]) + " |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        columns += ["errors", "API CPU µs/req", "API CPU", "load avg"]
+        print("| " + " | ".join(columns) + " |")
+        print("|" + "---|" * len(columns))
         for r in results:
             print(r.row())
         return 0
