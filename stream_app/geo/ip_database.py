@@ -7,7 +7,9 @@
   or a compatible one) that ``PERSONA_GEO_MMDB_PATH`` points to; gives the region
   (first subdivision) too when the file has it.
 
-Private, loopback and other non-global addresses are never looked up.
+Private, loopback, documentation and other reserved addresses are in neither kind of
+database (the RIRs never delegate them), so they are looked up like any other and found in
+none; an in-house ``.mmdb`` may map private networks on purpose.
 """
 
 from __future__ import annotations
@@ -35,8 +37,6 @@ class OfflineDatabase:
         self._country_code = country_code
 
     def lookup(self, address: IPAddress) -> Location | None:
-        if not address.is_global:
-            return None
         country = iso_country(self._country_code(str(address)))
         return Location(country, None, source="ip") if country else None
 
@@ -51,8 +51,6 @@ class MmdbDatabase:
         self.name = f"mmdb:{self._reader.metadata().database_type}"
 
     def lookup(self, address: IPAddress) -> Location | None:
-        if not address.is_global:
-            return None
         try:
             record = self._reader.get(address)
         except ValueError:  # an IPv6 address in an IPv4-only file

@@ -30,8 +30,11 @@ def test_public_test_ips_through_the_offline_database(address: str, country: str
     assert (found.country, found.source) == (country, "ip")
 
 
-@pytest.mark.parametrize("address", ["10.1.2.3", "127.0.0.1", "192.168.0.9", "::1", "fe80::1"])
-def test_private_and_local_addresses_are_not_looked_up(address: str) -> None:
+@pytest.mark.parametrize(
+    "address",
+    ["10.1.2.3", "127.0.0.1", "192.168.0.9", "203.0.113.9", "::1", "fe80::1", "2001:db8::1"],
+)
+def test_private_and_reserved_addresses_have_no_country(address: str) -> None:
     assert OfflineDatabase().lookup(ip(address)) is None
 
 
@@ -71,9 +74,9 @@ def test_an_mmdb_file_gives_country_and_region(tmp_path: Path) -> None:
         assert found is not None and (found.country, found.region) == ("GB", "ENG")
         found = db.lookup(ip("2a00:1450:4001::5"))
         assert found is not None and (found.country, found.region) == ("SE", None)
-        assert db.lookup(ip("2001:db8:1::5")) is None  # documentation range: not global
+        assert db.lookup(ip("2001:db8:1::5")) is None  # not in the file
         assert db.lookup(ip("8.8.8.8")) is None  # not in the file
-        assert db.lookup(ip("203.0.113.5")) is None  # not global either
+        assert db.lookup(ip("203.0.113.5")) is None  # in the file as "XX": no country
     finally:
         db.close()
 
