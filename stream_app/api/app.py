@@ -77,8 +77,10 @@ def create_app(
     app.state.producer = producer
     app.state.metrics = metrics
     locator = locator or Locator.from_settings(settings)
-    app.include_router(build_collector_router(settings, producer, metrics, locator))
+    # The routers' paths do not overlap; FastAPI tries routes in this order, so the hottest
+    # come first (a lookup was tried against every collector route before its own).
     app.include_router(build_lookup_router(settings, store, catalog, producer))
+    app.include_router(build_collector_router(settings, producer, metrics, locator))
     app.include_router(build_audience_router(settings, store, catalog))
     app.include_router(build_dashboard_router(store, catalog))
     app.include_router(build_health_router(settings, store))
