@@ -12,7 +12,7 @@ Redis prefix and events topic, and removes both at the end.
 The population: ``--visitors`` simulated visitors (``models.simulator``); each gets a
 lookup record in Redis as the worker writes it (every tenth is looked up by its user id,
 which the lookup resolves inside Redis). The wrk Lua scripts rotate over those real ids:
-lookups ask for them, events are theirs (simulated events with fresh ``event_id``s and
+lookups ask for 5,000 of them, events are theirs (simulated events with fresh ``event_id``s and
 without ``context.country``, so the collector's location step runs; a ``CF-IPCountry``
 header gives it the country).
 
