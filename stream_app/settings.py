@@ -111,6 +111,29 @@ class Settings(BaseSettings):
     max_batch_events: int = Field(500, ge=1, description="largest batch")
     hash_pii: bool = Field(True, description="SHA-256 e-mail/phone traits at the edge")
 
+    # --- Location at the edge (stream_app/geo) ---------------------------------
+    geo_cdn_headers: list[str] = Field(
+        default_factory=lambda: [
+            "CF-IPCountry",
+            "CloudFront-Viewer-Country",
+            "X-Vercel-IP-Country",
+            "Fastly-Geo-Country-Code",
+            "X-AppEngine-Country",
+        ],
+        description="request headers (JSON list, tried in order) whose country code the "
+        "collector trusts; [] when no CDN sets or overwrites them",
+    )
+    geo_ip_lookup: bool = Field(
+        True, description="look the client IP up in the offline IP-to-country database"
+    )
+    geo_mmdb_path: Path | None = Field(
+        None, description="a MaxMind .mmdb file used instead of the offline database"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses/CIDRs (JSON list) of proxies whose X-Forwarded-For is believed",
+    )
+
     # --- Worker ----------------------------------------------------------------
     worker_web_host: str = Field(
         "127.0.0.1", description="bind address of the worker's web port (0.0.0.0 in containers)"

@@ -3,6 +3,7 @@
 #   - Python virtualenv .venv with the pinned packages (re-installed when pyproject.toml changes)
 #   - redis-server from Debian (only when not on PATH)
 #   - prometheus and chromium from Debian (only when missing; used by integration tests)
+#   - wrk from Debian (only when missing; bench/bench_api.py)
 #   - Apache Kafka 3.9.1 jars from Maven Central into .cache/kafka/libs (only when missing or
 #     when deploy/local/kafka/pom.xml changed)
 # Works from any directory. Needs root (or sudo) only for apt-get.
@@ -121,6 +122,23 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is missing after installing it"
 log "$(/usr/bin/chromium --version 2>/dev/null | head -1 || echo chromium) present"
+
+# --- wrk ----------------------------------------------------------------------------------
+# Debian's HTTP load generator (only when missing), for bench/bench_api.py.
+if ! command -v wrk >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "wrk is missing and installing it needs root"
+    SUDO="sudo"
+  fi
+  log "installing wrk from Debian (apt-get) ..."
+  $SUDO apt-get update -qq || die "apt-get update failed"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      -o DPkg::Lock::Timeout=600 wrk >/dev/null \
+    || die "apt-get install wrk failed"
+fi
+command -v wrk >/dev/null 2>&1 || die "wrk is not on PATH after installing it"
+log "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2) present"
 
 # --- Kafka --------------------------------------------------------------------------------
 KAFKA_VERSION=3.9.1

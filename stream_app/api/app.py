@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,9 +18,12 @@ from stream_app.api.dashboard import build_dashboard_router
 from stream_app.api.health import build_health_router
 from stream_app.api.lookup import build_lookup_router
 from stream_app.api.openapi import install_openapi
+from stream_app.api.responses import OrjsonResponse
+from stream_app.api.timing import RequestTimer
 from stream_app.api.tracker import build_tracker_router
 from stream_app.collector.producer import EventProducer
 from stream_app.collector.routes import build_collector_router
+from stream_app.geo import Locator
 from stream_app.metrics import ApiMetrics
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore
@@ -38,6 +39,7 @@ def create_app(
     producer: EventProducer | None = None,
     create_topics: bool = True,
     metrics: ApiMetrics | None = None,
+    locator: Locator | None = None,
 ) -> FastAPI:
     store = store or RedisStore.from_url(
         settings.redis_url.get_secret_value(),
@@ -69,14 +71,21 @@ def create_app(
         description="Collects events and serves live persona assignments.",
         lifespan=lifespan,
         dependencies=[Depends(access.guard)],  # roles and rate limits (stream_app/api/auth.py)
+        default_response_class=OrjsonResponse,
+        # Our own Prometheus metrics time every request; FastAPI's OpenTelemetry hooks
+        # checked the environment on each one (≈2% of a lookup) and export nothing here.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     access.install(app)
     app.state.settings = settings
     app.state.store = store
     app.state.producer = producer
     app.state.metrics = metrics
-    app.include_router(build_collector_router(settings, producer, metrics))
+    locator = locator or Locator.from_settings(settings)
+    # The routers' paths do not overlap; FastAPI tries routes in this order, so the hottest
+    # come first (a lookup was tried against every collector route before its own).
     app.include_router(build_lookup_router(settings, store, catalog, producer))
+    app.include_router(build_collector_router(settings, producer, metrics, locator))
     app.include_router(build_audience_router(settings, store, catalog))
     app.include_router(build_dashboard_router(store, catalog))
     app.include_router(build_health_router(settings, store))
@@ -84,16 +93,7 @@ def create_app(
     if settings.cors_origins:
         app.add_middleware(TrackerCors, origins=list(settings.cors_origins))
 
-    @app.middleware("http")
-    async def time_requests(request: Request, call_next: Any) -> Any:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.requests.labels(path, request.method, str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+    app.add_middleware(RequestTimer, metrics=metrics)
 
     @app.get("/metrics", tags=["health"], summary="Prometheus metrics")
     async def prometheus() -> Response:
@@ -112,3 +112,8 @@ def create_app(
 
     install_openapi(app, catalog, settings)
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app of one ``persona-stream api --workers N`` process (settings from its env)."""
+    return create_app(Settings())

@@ -1,17 +1,15 @@
-"""Live numbers of one persona, shared by ``/v1/personas`` and ``/v1/stats``."""
+"""Live numbers of the personas, shared by ``/v1/personas`` and ``/v1/stats``."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from stream_app.store import VisitorStore
 from stream_app.worker.feedback import phases_in, summarise
 
 
-async def persona_live(store: VisitorStore, persona_id: str) -> dict[str, Any]:
+def summarise_live(size: int, counters: dict[str, float]) -> dict[str, Any]:
     """Audience size and NPS/CSAT/CES, overall and per journey phase."""
-    counters, size = await asyncio.gather(store.kpi(persona_id), store.audience_size(persona_id))
     return {
         "audience_size": size,
         "kpi": summarise(counters),
@@ -20,5 +18,5 @@ async def persona_live(store: VisitorStore, persona_id: str) -> dict[str, Any]:
 
 
 async def personas_live(store: VisitorStore, persona_ids: list[str]) -> list[dict[str, Any]]:
-    """:func:`persona_live` of every persona, concurrently (not one round trip after another)."""
-    return list(await asyncio.gather(*(persona_live(store, p) for p in persona_ids)))
+    """:func:`summarise_live` of every persona from one store round trip."""
+    return [summarise_live(size, kpi) for size, kpi in await store.personas_live(persona_ids)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 
 # sendBeacon cannot set application/json without a CORS preflight, so trackers send text/plain.
@@ -41,6 +42,10 @@ async def read_json_body(request: Request, max_bytes: int) -> Any:
     raw = b"".join(chunks)
     if not raw.strip():
         raise BodyError(400, "empty body: expected a JSON object")
+    try:  # orjson: ≈5x faster; it refuses NaN/Infinity too. Errors are worded below.
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError:

@@ -14,35 +14,50 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
 
 from models.catalog import Catalog
+from stream_app.api.responses import OrjsonResponse
 from stream_app.collector.body import BodyError, read_json_body
 from stream_app.collector.privacy import without_client_ip
 from stream_app.collector.producer import EventProducer, KafkaUnavailable
 from stream_app.events.segment import parse_segment_batch, segment_to_native
 from stream_app.events.validate import EventValidationError, to_json_bytes, validate_batch
+from stream_app.geo import Locator, RequestLocation
 from stream_app.metrics import ApiMetrics
 from stream_app.settings import Settings
 
 SEGMENT_CALLS = ("page", "track", "identify")
 
 
-def error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
+def error(status: int, message: str, **extra: Any) -> OrjsonResponse:
+    return OrjsonResponse({"error": message, **extra}, status_code=status)
 
 
 def build_collector_router(
-    settings: Settings, producer: EventProducer, metrics: ApiMetrics | None = None
+    settings: Settings,
+    producer: EventProducer,
+    metrics: ApiMetrics | None = None,
+    locator: Locator | None = None,
 ) -> APIRouter:
     router = APIRouter(tags=["collect"])
     # Labels naming a persona outside the catalog are refused here, not dead-lettered later.
     personas = frozenset(Catalog.load(settings.catalog_path).persona_ids)
+    locator = locator or Locator.from_settings(settings)
+
+    def located(request: Request) -> RequestLocation:
+        peer = request.client.host if request.client else None
+        return RequestLocation(locator, request.headers, peer)
 
     async def accept(
-        items: list[Any], pre_rejected: list[dict[str, Any]], endpoint: str = "native"
-    ) -> JSONResponse:
+        request: Request,
+        items: list[Any],
+        pre_rejected: list[dict[str, Any]],
+        endpoint: str = "native",
+    ) -> OrjsonResponse:
         accepted, rejected = validate_batch(items, hash_pii=settings.hash_pii, personas=personas)
+        where = located(request)  # events without context.country get the sender's
+        for event in accepted:
+            where.fill(event)
         already = {r["index"] for r in pre_rejected}  # mapping failures hold their place
         rejected = [r for r in rejected if r["index"] not in already] + pre_rejected
         rejected.sort(key=lambda r: r["index"])
@@ -61,10 +76,10 @@ def build_collector_router(
             metrics.events_rejected.labels(endpoint).inc(len(rejected))
         body = {"accepted": len(accepted), "rejected": rejected}
         status = 400 if rejected and not accepted else 202
-        return JSONResponse(body, status_code=status)
+        return OrjsonResponse(body, status_code=status)
 
     @router.post("/v1/events", status_code=202, summary="Collect native events (one or a batch)")
-    async def collect_events(request: Request) -> JSONResponse:
+    async def collect_events(request: Request) -> OrjsonResponse:
         try:
             body = await read_json_body(request, settings.max_body_bytes)
         except BodyError as exc:
@@ -82,9 +97,9 @@ def build_collector_router(
                 413,
                 f"batch of {len(items)} events exceeds the limit of {settings.max_batch_events}",
             )
-        return await accept(items, [])
+        return await accept(request, items, [])
 
-    async def segment(request: Request, call: str | None) -> JSONResponse:
+    async def segment(request: Request, call: str | None) -> OrjsonResponse:
         try:
             body = await read_json_body(request, settings.max_body_bytes)
         except BodyError as exc:
@@ -101,7 +116,7 @@ def build_collector_router(
                 return error(
                     413, f"batch exceeds the limit of {settings.max_batch_events} messages"
                 )
-            return await accept(items, pre_rejected, "segment")
+            return await accept(request, items, pre_rejected, "segment")
         try:
             native = segment_to_native(body, call)
         except EventValidationError as exc:
@@ -112,15 +127,15 @@ def build_collector_router(
                     "errors": [e.__dict__ for e in exc.errors],
                 }
             ]
-            return JSONResponse({"accepted": 0, "rejected": rejected}, status_code=400)
-        return await accept([native], [], "segment")
+            return OrjsonResponse({"accepted": 0, "rejected": rejected}, status_code=400)
+        return await accept(request, [native], [], "segment")
 
     @router.post("/v1/batch", summary="Segment-compatible batch")
-    async def segment_batch(request: Request) -> JSONResponse:
+    async def segment_batch(request: Request) -> OrjsonResponse:
         return await segment(request, None)
 
     def segment_handler(call: str) -> Any:
-        async def handler(request: Request) -> JSONResponse:
+        async def handler(request: Request) -> OrjsonResponse:
             return await segment(request, call)
 
         return handler

@@ -10,9 +10,9 @@ Mapping decisions:
   analytics-node calls often have no anonymous id) uses ``userId`` as the visitor id.
 - ``ts`` is ``timestamp``, else ``originalTimestamp``, ``receivedAt``, ``sentAt`` (the
   message's, then, in a batch, the batch's).
-- ``context.location.country`` is mapped only when it is a two-letter code; Segment
-  usually carries a country *name* there ("United States"), which is dropped rather than
-  rejecting the whole event.
+- ``context.location.country`` is usually a country *name* ("United States"): names,
+  alpha-3 and alpha-2 codes become the ISO alpha-2 code (:mod:`stream_app.geo.country_names`);
+  a value that is none of these is dropped rather than rejecting the whole event.
 - ``context.campaign`` (``name``/``source``/``medium``/``term``/``content``) is appended to
   the page URL as ``utm_*`` parameters only when the URL has no ``utm_*`` parameter at all.
 - ``page``: URL from ``context.page.url``, else ``properties.url``; same for referrer and
@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from stream_app.events.validate import EventValidationError, FieldError
+from stream_app.geo.country_names import country_code_of
 
 SUPPORTED = ("page", "track", "identify")
 CONSENT_EVENT = "Consent Updated"
@@ -82,9 +83,7 @@ def _with_utm(url: Any, campaign: dict[str, Any]) -> Any:
 
 
 def _country(value: Any) -> Any:
-    if isinstance(value, str) and len(value) == 2 and value.isascii() and value.isalpha():
-        return value
-    return None
+    return country_code_of(value)
 
 
 def _context(message: dict[str, Any]) -> dict[str, Any]:

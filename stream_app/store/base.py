@@ -41,6 +41,12 @@ class VisitorStore(Protocol):
     async def get(self, visitor_id: str) -> dict[str, Any] | None:
         """The visitor's record, following aliases; None when unknown or expired."""
 
+    async def get_encoded(self, visitor_id: str) -> str | None:
+        """The record as its stored JSON text (what the lookup sends), following aliases."""
+
+    async def personas_live(self, personas: list[str]) -> list[tuple[int, dict[str, float]]]:
+        """(audience size, KPI counters) of each persona, in order, in one round trip."""
+
     async def resolve(self, any_id: str) -> str | None:
         """Canonical visitor id for a visitor id, an alias or a user id."""
 

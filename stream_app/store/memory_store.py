@@ -6,6 +6,8 @@ import copy
 from collections import defaultdict
 from typing import Any
 
+import orjson
+
 from stream_app.store.base import VisitorWrite
 
 
@@ -60,6 +62,13 @@ class MemoryStore:
         canonical = await self.resolve(visitor_id)
         record = self.visitors.get(canonical) if canonical else None
         return copy.deepcopy(record) if record is not None else None
+
+    async def get_encoded(self, visitor_id: str) -> str | None:
+        record = await self.get(visitor_id)
+        return orjson.dumps(record).decode() if record is not None else None
+
+    async def personas_live(self, personas: list[str]) -> list[tuple[int, dict[str, float]]]:
+        return [(len(self.audiences.get(p, {})), dict(self.kpis.get(p, {}))) for p in personas]
 
     async def identity(self, visitor_id: str) -> dict[str, str]:
         return dict(self.identities.get(visitor_id, {}))

@@ -10,6 +10,13 @@ from redis.asyncio import Redis
 
 from stream_app.store.base import VisitorWrite
 from stream_app.store.keys import Keys
+from stream_app.store.lookup_lua import (
+    LOOKUP_LUA,
+    PERSONAS_LIVE_LUA,
+    lookup_keys,
+    personas_live_keys,
+)
+from stream_app.store.multiplexed import RedisMultiplexer
 
 # One visitor's record and audience memberships in one command: SET the record with its
 # TTL, then ZADD (score given) or ZREM ("" given) the visitor in each audience key. The same
@@ -43,12 +50,16 @@ class RedisStore:
         prefix: str = "ps:",
         ttl_s: int = 30 * 24 * 3600,
         audience_threshold: float = 0.5,
+        reads: RedisMultiplexer | None = None,
     ) -> None:
         self._r: Any = redis  # redis-py typing of decoded responses is too loose to help
+        self._reads = reads  # the API's hot reads (get_encoded, personas_live), when given
         self._k = Keys(prefix)
         self._ttl = ttl_s
         self._threshold = audience_threshold
         self._write_visitor = redis.register_script(WRITE_VISITOR_LUA)
+        self._lookup = redis.register_script(LOOKUP_LUA)
+        self._personas_live = redis.register_script(PERSONAS_LIVE_LUA)
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> RedisStore:
@@ -59,7 +70,8 @@ class RedisStore:
             socket_connect_timeout=2.0,
             health_check_interval=30,
         )
-        return cls(client, **kwargs)
+        reads = RedisMultiplexer(url, timeout_s=5.0, connect_timeout_s=2.0)
+        return cls(client, reads=reads, **kwargs)
 
     async def ping(self) -> bool:
         try:
@@ -119,11 +131,33 @@ class RedisStore:
         return alias or user or None
 
     async def get(self, visitor_id: str) -> dict[str, Any] | None:
-        canonical = await self.resolve(visitor_id)
-        if canonical is None:
-            return None
-        raw = await self._r.get(self._k.visitor(canonical))
-        return json.loads(raw) if raw else None
+        raw = await self.get_encoded(visitor_id)
+        return orjson.loads(raw) if raw else None
+
+    async def get_encoded(self, visitor_id: str) -> str | None:
+        """The stored lookup JSON, following aliases and user ids: one round trip."""
+        keys, args = lookup_keys(self._k, visitor_id)
+        if self._reads is not None:
+            raw = await self._reads.evalsha(LOOKUP_LUA, self._lookup.sha, keys, args)
+            return raw.decode() if raw else None
+        raw = await self._lookup(keys=keys, args=args)
+        return str(raw) if raw else None
+
+    async def personas_live(self, personas: list[str]) -> list[tuple[int, dict[str, float]]]:
+        """(audience size, KPI counters) of each persona: one round trip for all."""
+        if not personas:
+            return []
+        keys = personas_live_keys(self._k, personas)
+        if self._reads is not None:
+            flat = await self._reads.evalsha(PERSONAS_LIVE_LUA, self._personas_live.sha, keys, [])
+        else:
+            flat = await self._personas_live(keys=keys)
+        out = []
+        for i in range(0, len(flat), 2):
+            pairs = [p.decode() if isinstance(p, bytes) else p for p in flat[i + 1]]
+            kpi = {str(pairs[j]): float(pairs[j + 1]) for j in range(0, len(pairs), 2)}
+            out.append((int(flat[i]), kpi))
+        return out
 
     async def identity(self, visitor_id: str) -> dict[str, str]:
         return dict(await self._r.hgetall(self._k.identity(visitor_id)))
@@ -220,4 +254,6 @@ class RedisStore:
         return out
 
     async def close(self) -> None:
+        if self._reads is not None:
+            await self._reads.close()
         await self._r.aclose()

@@ -152,9 +152,31 @@ def test_server_side_page_uses_properties_and_segment_location() -> None:
     }
 
 
-def test_segment_country_names_are_dropped_not_fatal() -> None:
+@pytest.mark.parametrize(
+    ("sent", "code"),
+    [
+        ("Peru", "PE"),
+        ("United States", "US"),
+        ("united kingdom", "GB"),
+        ("Russia", "RU"),
+        ("Korea, Republic of", "KR"),
+        ("South Korea", "KR"),
+        ("Viet Nam", "VN"),
+        ("DEU", "DE"),
+        ("fr", "FR"),
+    ],
+)
+def test_segment_country_names_become_iso_codes(sent: str, code: str) -> None:
     message = node_message(
-        "page", 8, properties={"url": "https://e.com/"}, context={"location": {"country": "Peru"}}
+        "page", 8, properties={"url": "https://e.com/"}, context={"location": {"country": sent}}
+    )
+    assert native(message)["context"] == {"country": code}
+
+
+@pytest.mark.parametrize("sent", ["Atlantis", "XX", "", 42])
+def test_segment_unknown_countries_are_dropped_not_fatal(sent: object) -> None:
+    message = node_message(
+        "page", 8, properties={"url": "https://e.com/"}, context={"location": {"country": sent}}
     )
     assert "context" not in native(message)
 

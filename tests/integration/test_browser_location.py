@@ -1,0 +1,134 @@
+"""Location on the website path: tracker.js in Chromium, a CDN country header, a country rule.
+
+The browser tracker never sends a country. Here every request of the browser carries the
+header a CDN in front of the collector would add (``CF-IPCountry``, set by the test through
+Playwright), the collector turns it into ``context.country``, and a test catalog's
+``country`` rule moves the persona: visitors browsing the same pages end with different
+top personas depending on their country alone.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.chromium import launch, require_chromium
+from tests.integration.conftest import REPO, Engine, free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+WRITE_KEY = "geo-write-key"
+LOCAL_PERSONA = "loyal_customer"  # the persona the test catalog gives German visitors
+PAGES = ["/", "/blog", "/help", "/"]  # the same pages for both visitors
+
+
+def catalog_with_country_rule(path: Path) -> Path:
+    base = yaml.safe_load((REPO / "models" / "catalogs" / "b2b_saas.yaml").read_text())
+    base["linking_rules"].append(
+        {"persona": LOCAL_PERSONA, "when": {"country": ["DE"]}, "weight": 6.0}
+    )
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Engine, str]]:
+    require_chromium()
+    kafka = request.getfixturevalue("kafka_bootstrap")
+    redis_url = request.getfixturevalue("redis_url")
+    catalog = catalog_with_country_rule(tmp_path_factory.mktemp("geo") / "catalog.yaml")
+    demo_port = free_port()
+    demo_url = f"http://127.0.0.1:{demo_port}"
+    eng = Engine(
+        kafka,
+        redis_url,
+        uuid.uuid4().hex[:8],
+        PERSONA_CATALOG_PATH=str(catalog),
+        PERSONA_CORS_ORIGINS=json.dumps([demo_url]),
+        PERSONA_WRITE_KEYS=json.dumps([WRITE_KEY]),
+    )
+    eng.start("api")
+    eng.start("worker")
+    log = open(eng.tmp / "demo.log", "ab")  # noqa: SIM115 - closed with the process
+    eng.procs["demo"] = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "stream_app.cli", "demo", "--port", str(demo_port)),
+            *("--api-url", f"http://127.0.0.1:{eng.api_port}"),
+        ],
+        cwd=REPO,
+        env=eng.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        eng.wait_api()
+        eng.wait_worker()
+
+        def demo_up() -> bool:
+            eng.assert_alive("demo")
+            try:
+                return httpx.get(demo_url + "/", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(demo_up, 30, "the demo site to answer")
+        yield eng, demo_url
+    except BaseException:
+        for name in ("api", "worker", "demo"):
+            sys.stderr.write(f"\n----- {name} log -----\n{eng.log(name)[-6000:]}\n")
+        raise
+    finally:
+        eng.close()
+
+
+def browse(browser: Any, demo_url: str, country: str) -> str:
+    """Visit PAGES with every request carrying ``CF-IPCountry``; returns the visitor id."""
+    context = browser.new_context(extra_http_headers={"CF-IPCountry": country})
+    try:
+        page = context.new_page()
+        page.goto(demo_url + PAGES[0])
+        visitor = str(page.evaluate("personaStream.visitorId()"))
+        for path in PAGES[1:]:
+            time.sleep(0.4)
+            page.click(f'nav a[href="{path}"]')  # leaving a page sends its view
+            page.wait_for_url(demo_url + path)
+        return visitor
+    finally:
+        context.close()
+
+
+def test_a_cdn_country_header_moves_the_persona(site: tuple[Engine, str]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    eng, demo_url = site
+    with sync_playwright() as pw:
+        browser = launch(pw)
+        try:
+            german = browse(browser, demo_url, "DE")
+            american = browse(browser, demo_url, "US")
+        finally:
+            browser.close()
+
+    def both_counted() -> dict[str, Any] | None:
+        records = eng.records([german, american])
+        done = all(r is not None and r["events"] >= len(PAGES) - 1 for r in records.values())
+        return records if done else None
+
+    records = wait_until(both_counted, 60, "both visitors' page views to reach Redis")
+    de, us = records[german], records[american]
+    assert de["top"]["persona"] == LOCAL_PERSONA, de
+    assert us["top"]["persona"] != LOCAL_PERSONA, us
+    assert de["personas"][LOCAL_PERSONA] > us["personas"][LOCAL_PERSONA] + 0.2
