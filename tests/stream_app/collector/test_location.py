@@ -37,6 +37,7 @@ async def clients() -> AsyncIterator[ClientFactory]:
     def make(
         peer: str = "127.0.0.1", **settings: Any
     ) -> tuple[httpx.AsyncClient, RecordingProducer]:
+        settings.setdefault("auth_disabled", True)  # location, not access, is tested here
         s = Settings(**settings)
         producer = RecordingProducer(s)
         app = create_app(s, store=MemoryStore(), producer=producer, create_topics=False)

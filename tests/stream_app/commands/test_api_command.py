@@ -65,6 +65,7 @@ def test_two_worker_processes_serve_lookups(redis_url: str, tmp_path: Path) -> N
         "PERSONA_REDIS_URL": redis_url,
         "PERSONA_REDIS_PREFIX": prefix,
         "PERSONA_KAFKA_TIMEOUT_S": "2",
+        "PERSONA_READ_KEYS": '["k-read"]',
     }
     log = open(tmp_path / "api.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
@@ -81,7 +82,11 @@ def test_two_worker_processes_serve_lookups(redis_url: str, tmp_path: Path) -> N
         while time.monotonic() < deadline and answered is None:
             assert proc.poll() is None, (tmp_path / "api.log").read_text()
             try:
-                answered = httpx.get(f"http://127.0.0.1:{port}/v1/visitors/v-w", timeout=2)
+                answered = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/visitors/v-w",
+                    headers={"Authorization": "Bearer k-read"},
+                    timeout=2,
+                )
             except httpx.HTTPError:
                 time.sleep(0.3)
         assert answered is not None, (tmp_path / "api.log").read_text()
