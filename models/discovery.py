@@ -96,10 +96,15 @@ class PersonaDiscovery:
         ``personas`` is the visitor's current distribution; when omitted and the discovery
         was given a mapper and ``x`` is a state, the mapper scores it.
         """
-        is_state = "profile" in x
+        is_state = "profile" in x or "k" in x
         if is_state and isinstance(x.get("n"), int) and x["n"] < self.min_events:
             return -1  # too few events for a stable profile
-        vector = state_vector(x) if is_state else {k: float(v) for k, v in x.items()}
+        if "k" in x and self.mapper is not None:
+            vector = state_vector(self.mapper.profile(x))
+        elif is_state:
+            vector = state_vector(x)
+        else:
+            vector = {k: float(v) for k, v in x.items()}
         if not vector:
             return -1
         if personas is None and is_state and self.mapper is not None:
