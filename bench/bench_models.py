@@ -193,7 +193,7 @@ def bench_world(catalog: Catalog, kind: str, seed: int, held_out: int = 1000) ->
     )
     print(
         f"learned: prior strengths {m['prior_strengths']}, page backoff {m['page_backoff']}, "
-        f"temperatures {m['temperatures']}"
+        f"temperature {m['temperature']}"
     )
     return {**last, "mapper": mapper}
 
@@ -303,7 +303,12 @@ def bench_crm(catalog: Catalog, rows: int, seed: int) -> None:
         )
 
 
-def bench_discovery(catalog: Catalog, seed: int, hidden: str = "loyal_customer") -> None:
+def bench_discovery(catalog: Catalog, seed: int) -> None:
+    for i, hidden in enumerate(catalog.persona_ids[::-1]):
+        bench_discovery_one(catalog, seed, hidden, table=i == 0)
+
+
+def bench_discovery_one(catalog: Catalog, seed: int, hidden: str, table: bool) -> None:
     """Hide one persona from the catalog: is the top candidate cluster made of it?"""
     import yaml
 
@@ -328,6 +333,18 @@ def bench_discovery(catalog: Catalog, seed: int, hidden: str = "loyal_customer")
                 members.setdefault(c, {}).setdefault(v.persona, 0)
                 members[c][v.persona] += 1
         elapsed = time.perf_counter() - t
+        candidates = disc.candidates()
+        if not table:
+            if candidates:
+                got = members[candidates[0]["cluster"]].get(hidden, 0)
+                print(
+                    f"discovery, world {kind}, {hidden!r} hidden: top candidate precision "
+                    f"{got / candidates[0]['size']:.2f}, share {got / max(hidden_total, 1):.2f}; "
+                    f"{len(candidates)} clusters flagged"
+                )
+            else:
+                print(f"discovery, world {kind}, {hidden!r} hidden: no candidate flagged")
+            continue
         print(
             f"\n## discovery, world {kind}, {hidden!r} hidden from the catalog ({n} visitors "
             f"with >= 5 events, {hidden_total / max(n, 1):.0%} of them {hidden}; "
@@ -337,7 +354,6 @@ def bench_discovery(catalog: Catalog, seed: int, hidden: str = "loyal_customer")
             f"{'cluster':>7}{'size':>6}{'closest':>20}{'p':>6}{'uncov':>6}  {'precision':>9}"
             f"{'share':>7}  candidate  top features"
         )
-        candidates = disc.candidates()
         rank = {c["cluster"]: i + 1 for i, c in enumerate(candidates)}
         for c in disc.summary(3):
             got = members[c["cluster"]].get(hidden, 0)

@@ -129,6 +129,15 @@ def _utm_channel(query: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=8192)
+def _path(url: str) -> str | None:
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=8192)
 def channel_of(url: str, referrer: str | None) -> str:
     """Marketing channel from UTM parameters (and ad click ids) first, then the referrer."""
     try:
@@ -203,10 +212,7 @@ def enrich(event: dict[str, Any], catalog: Catalog) -> dict[str, str]:
     if kind == "page_view":
         url = event.get("url")
         url = url if isinstance(url, str) else ""
-        try:
-            path = urlsplit(url).path or "/"
-        except ValueError:
-            path = None
+        path = _path(url)
         out["page"] = catalog.page_category(path) if path is not None else "other"
         referrer = event.get("referrer")
         channel = channel_of(url, referrer if isinstance(referrer, str) else None)

@@ -327,7 +327,7 @@ class PersonaMapper:
         """Learn from a labelled visitor: predict first (progressive validation), then train.
 
         The prediction re-scores the visitor's token counts with the current model (before
-        they are added), which is also what the slot temperatures are fitted on. ``weight``
+        they are added), which is also what the temperature is fitted on. ``weight``
         (0, 1] scales how much the label counts (token counts, base rate, metrics).
         """
         self.check_persona(persona)
@@ -338,7 +338,7 @@ class PersonaMapper:
         slot_ll = self.model.slot_log_likelihoods(state["k"])
         proba = self.model.predict(slot_ll)
         info = self.validation.update(dict(zip(self.personas, proba, strict=True)), persona)
-        self.model.fit_temperatures(slot_ll, proba, truth, float(weight))
+        self.model.fit_temperature(slot_ll, proba, truth, float(weight))
         self.model.select(state["k"], truth, float(weight))
         self.model.add(state["k"], truth, float(weight))
         return info
@@ -380,7 +380,7 @@ class PersonaMapper:
             **self.validation.summary(),
             "version": self.version,
             "labels_learned": self.n_labels,
-            "temperatures": {s: round(t, 4) for s, t in self.model.theta.items()},
+            "temperature": round(self.model.temperature, 4),
             "prior_strengths": dict(self.model.a),
             "page_backoff": self.model.backoff,
         }

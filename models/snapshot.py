@@ -1,7 +1,7 @@
 """Model snapshots as data, not code: zlib-compressed JSON with a magic prefix.
 
 A snapshot holds the learned part of a :class:`~models.mapper.PersonaMapper`: the token
-counts per persona, the slot temperatures, the label weights and the progressive-validation
+counts per persona, the temperature, the label weights and the progressive-validation
 counters. It is plain JSON, so loading a snapshot can never
 run code (unlike pickle), whoever wrote it to the models topic. ADWIN drift detectors are
 not carried over: a restored mapper starts its drift windows afresh.

@@ -158,7 +158,7 @@ def _tampered(data: bytes, change: Any) -> bytes:
         lambda d: d["model"]["counts"].update({"gUS": [1.0, float("inf"), 0, 0, 0]}),
         lambda d: d["model"]["label_weight"].pop(),
         lambda d: d["model"].update(prior_strength=-5),
-        lambda d: d["model"]["theta"].pop("p"),
+        lambda d: d["model"].pop("temperature"),
         lambda d: d["model"].update(pages=["docs"]),
         lambda d: d["model"]["a_score"].update(p=[0.0]),
         lambda d: d["validation"].update(bin_count=[1]),
