@@ -183,7 +183,7 @@ def _time_features(ts: Any, out: dict[str, str]) -> None:
     if not isinstance(ts, str):
         return
     try:
-        when = datetime.fromisoformat(ts.replace("Z", "+00:00") if ts.endswith("Z") else ts)
+        when = datetime.fromisoformat(ts)  # Python 3.11 reads "Z" itself
     except ValueError:
         return
     out["hour"] = hour_bucket(when.hour)

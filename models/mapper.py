@@ -57,16 +57,9 @@ def _ts_seconds(ts: Any) -> float | None:
     if not isinstance(ts, str):
         return None
     try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(ts).timestamp()  # Python 3.11 reads "Z" itself
     except ValueError:
         return None
-
-
-def _softmax(logits: list[float]) -> list[float]:
-    top = max(logits)
-    exps = [math.exp(v - top) for v in logits]
-    total = sum(exps)
-    return [e / total for e in exps]
 
 
 class PersonaMapper:
@@ -234,10 +227,8 @@ class PersonaMapper:
         now = now if now is not None else last
         cache, evidence = self.model._cache, self.model.evidence
         counts = dict(state["k"])
-        acc: list[float] | None = None
+        vectors = [cache.get(t) or evidence(t) for t in tokens]
         for token in tokens:
-            e = cache.get(token) or evidence(token)
-            acc = e if acc is None else [a + b for a, b in zip(acc, e, strict=True)]
             if token in counts:
                 counts[token] += 1
             elif len(counts) < MAX_TOKENS or token[0] in VISITOR_SLOTS:
@@ -248,16 +239,14 @@ class PersonaMapper:
             if now > last:
                 factor = 0.5 ** ((now - last) / self.half_life_s)
                 ll = [v * factor for v in ll]
-                now_ts = now
+                new["ts"] = round(now, 3)
             else:
                 factor = 0.5 ** ((last - now) / self.half_life_s)
-                acc = [v * factor for v in acc] if acc is not None else None
-                now_ts = last
-            new["ts"] = round(now_ts, 3)
+                vectors = [[v * factor for v in e] for e in vectors]
         elif now is not None:
             new["ts"] = round(now, 3)
-        if acc is not None:
-            ll = [a + b for a, b in zip(ll, acc, strict=True)]
+        if vectors:
+            ll = list(map(sum, zip(ll, *vectors, strict=True)))
             top = max(ll)
             new["ll"] = [round(v - top, 3) if v - top > LL_FLOOR else LL_FLOOR for v in ll]
         new["k"] = counts
@@ -306,17 +295,20 @@ class PersonaMapper:
         return self._distribution(ll, label if isinstance(label, dict) else None)
 
     def _distribution(self, ll: list[float], label: dict[str, Any] | None) -> dict[str, float]:
-        probs = _softmax([b + v for b, v in zip(self.model.log_base(), ll, strict=True)])
+        logits = [b + v for b, v in zip(self.model.log_base(), ll, strict=True)]
+        top = max(logits)
+        exp = math.exp
+        exps = [exp(v - top) for v in logits]
+        total = sum(exps)
         if label and label.get("persona") in self._index:
             w = label.get("weight", 1.0)
             w = min(max(float(w), 0.0), 1.0) if isinstance(w, float | int) else 1.0
-            probs = [
-                (1 - w) * q + (w if p == label["persona"] else 0.0)
-                for p, q in zip(self.personas, probs, strict=True)
+            exps = [
+                (1 - w) * q / total + (w if p == label["persona"] else 0.0)
+                for p, q in zip(self.personas, exps, strict=True)
             ]
-            total = sum(probs)
-            probs = [q / total for q in probs]
-        return dict(zip(self.personas, probs, strict=True))
+            total = sum(exps)
+        return {p: q / total for p, q in zip(self.personas, exps, strict=True)}
 
     # -- learning -------------------------------------------------------------------------
     def check_persona(self, persona: str) -> None:
