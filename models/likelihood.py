@@ -42,6 +42,7 @@ from models.tokens import (
     SLOTS,
     START,
     TYPE_CODES,
+    VISITOR_SLOTS,
     code,
     dwell_bucket_of_bin,
     split_codes,
@@ -50,7 +51,8 @@ from models.tokens import (
 
 CACHE_SIZE = 50_000
 THETA_RATE = 0.005
-RULE_SCALE = 0.5  # catalog weights are guesses, not calibrated log-odds: half strength
+RULE_SCALE = 0.35  # catalog weights are guesses, not calibrated log-odds: about a third
+POLYA_UNTIL = 500.0  # persona counts of a context from which the plug-in value is used
 GRID_A = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)  # prior strengths tried, per slot
 GRID_B = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 1e6)  # page backoffs tried
 THETA_DECAY = 0.99
@@ -92,6 +94,8 @@ class TokenModel:
         self.known = self._known_values()
         self._cache: dict[str, list[float]] = {}
         self._raw: dict[str, list[float]] = {}
+        self._nd: dict[str, tuple[list[float], list[float], str]] = {}
+        self._late: set[str] = set()  # tokens past POLYA_UNTIL: the cached value is exact
         self._log_z: dict[str, list[float]] = {}
         self._base: list[float] | None = None
 
@@ -216,9 +220,9 @@ class TokenModel:
         same = 1.0 if context[1:] == value else 0.0
         return [s * same + (1 - s) * u for s, u in zip(self.stickiness(), unigram, strict=True)]
 
-    def log_proba(self, token: str) -> list[float]:
-        """log P_c(token) for every persona (no temperature)."""
-        hit = self._raw.get(token)
+    def _num_den(self, token: str) -> tuple[list[float], list[float], str]:
+        """P_c(token) = num_c / den_c, and the prefix of the tokens sharing its denominator."""
+        hit = self._nd.get(token)
         if hit is not None:
             return hit
         slot, context, value = self.parts(token)
@@ -226,14 +230,55 @@ class TokenModel:
             target = self._backoff_target(context, value)
             b = self.backoff
             n, tot = self._count(token), self._total(context)
-            probs = [(n[c] + b * target[c]) / (tot[c] + b) for c in range(self.k)]
+            num = [n[c] + b * target[c] for c in range(self.k)]
+            den = [tot[c] + b for c in range(self.k)]
         else:
-            probs = self._categorical(slot, token, value)
-        out = [math.log(p) if p > 0 else -50.0 for p in probs]
+            a = self.a[slot]
+            q = self._prior(slot, value)
+            n, tot = self._count(token), self._total(slot)
+            num = [n[c] + a * q[c] for c in range(self.k)]
+            den = [tot[c] + a for c in range(self.k)]
+        out = (num, den, context)
+        if len(self._nd) >= CACHE_SIZE:
+            self._nd.clear()
+        self._late.clear()
+        self._nd[token] = out
+        return out
+
+    def log_proba(self, token: str) -> list[float]:
+        """log P_c(token) for every persona (no temperature)."""
+        hit = self._raw.get(token)
+        if hit is not None:
+            return hit
+        num, den, _ = self._num_den(token)
+        out = [math.log(x / d) if x > 0 else -50.0 for x, d in zip(num, den, strict=True)]
         if len(self._raw) >= CACHE_SIZE:
             self._raw.clear()
         self._raw[token] = out
         return out
+
+    def visitor_evidence(self, token: str, seen: Mapping[str, int]) -> list[float] | None:
+        """theta · log of the Dirichlet-compound (Polya) predictive of a token given the
+        visitor's own earlier tokens ``seen``: ``(num_c + m_v) / (den_c + m)``. While a
+        persona has few labelled observations of the context, a visitor repeating itself is
+        evidence about *its* habits more than about the persona, so repeats count less (the
+        rules alone cannot run away). None when the counts are large enough for the cached
+        plug-in value (the correction is then below ``POLYA_UNTIL``'s share)."""
+        if token in self._late:
+            return None
+        num, den, context = self._num_den(token)
+        if min(den) >= POLYA_UNTIL or token[0] in VISITOR_SLOTS:
+            self._late.add(token)
+            return None
+        m_v = seen.get(token, 0)
+        m = sum(n for t, n in seen.items() if t.startswith(context))
+        if not m:
+            return None
+        theta = self.temperature
+        return [
+            theta * math.log((x + m_v) / (d + m)) if x + m_v > 0 else -50.0
+            for x, d in zip(num, den, strict=True)
+        ]
 
     def evidence(self, token: str) -> list[float]:
         """theta · log P_c(token): what one token adds to a visitor's log-likelihoods."""
@@ -348,6 +393,8 @@ class TokenModel:
     def clear_cache(self) -> None:
         self._cache.clear()
         self._raw.clear()
+        self._nd.clear()
+        self._late.clear()
         self._log_z.clear()
         self._base = None
 

@@ -176,7 +176,13 @@ class PersonaMapper:
             out.append("g" + country)
         is_page = kind == "page_view"
         channel = features.get("channel") if is_page else None
-        if last is None or channel is not None or (now is not None and now - last > SESSION_GAP_S):
+        # A page without any referrer mid-session (``direct``) is navigation, not an arrival.
+        opens = (
+            last is None
+            or (channel is not None and channel != "direct")
+            or (now is not None and now - last > SESSION_GAP_S)
+        )
+        if opens:
             prev = None
             hour = hour_of(event.get("ts"))
             if hour is not None:
@@ -187,7 +193,7 @@ class PersonaMapper:
         elif kind in TYPE_CODES:
             out.append("y" + TYPE_CODES[kind])
         if is_page:
-            if channel is not None:
+            if opens and channel is not None:
                 out.append("c" + self._channel_code.get(channel, "_"))
             page = self._page_code.get(features.get("page", "other"), self._other_page)
             out.append(f"p{START if prev is None else prev}{page}")
@@ -225,9 +231,10 @@ class PersonaMapper:
         now = _ts_seconds(event.get("ts"))
         tokens, prev = self.tokens(state, event, features, now)
         now = now if now is not None else last
-        cache, evidence = self.model._cache, self.model.evidence
-        counts = dict(state["k"])
-        vectors = [cache.get(t) or evidence(t) for t in tokens]
+        cache, evidence, polya = self.model._cache, self.model.evidence, self.model.visitor_evidence
+        seen = state["k"]
+        counts = dict(seen)
+        vectors = [polya(t, seen) or cache.get(t) or evidence(t) for t in tokens]
         for token in tokens:
             if token in counts:
                 counts[token] += 1

@@ -161,3 +161,30 @@ def test_label_weight_counts(catalog: Catalog) -> None:
     token = next(iter(replay(full, visitors[0].events)["k"]))
     key = "P" + token[-1] if token[0] == "p" else token
     assert sum(half.model.counts[key]) == pytest.approx(sum(full.model.counts[key]) / 2)
+
+
+def test_rules_alone_beat_uniform_even_when_most_behaviour_is_unknown_to_them(
+    catalog: Catalog,
+) -> None:
+    world = World(catalog, seed=5, hidden_strength=0.8, events_per_session=8, labelled_fraction=0)
+    mapper = PersonaMapper(catalog)
+    preds = [(mapper.score(replay(mapper, v.events)), v.persona) for v in world.visitors(400)]
+    assert evaluate(preds, catalog.persona_ids)["log_loss"] < math.log(len(catalog.persona_ids))
+
+
+def test_repeats_count_less_while_the_counts_are_few(catalog: Catalog) -> None:
+    from tests.models.conftest import page
+
+    mapper = PersonaMapper(catalog)
+    blog = [page("https://a.example/blog", ts=f"2026-11-20T10:{i:02d}:00Z") for i in range(30)]
+    state = mapper.observe_many(mapper.new_state(), blog)
+    one = mapper.model.log_proba("p^" + state["q"])  # the plug-in log-probability of one page
+    naive = [a - max(one) for a in (30 * x for x in one)]
+    assert max(state["ll"]) == 0.0
+    spread, naive_spread = -min(state["ll"]), -min(naive)
+    assert 0 < spread < naive_spread / 3  # the posterior still leans, but does not run away
+    assert max(mapper.score(state), key=mapper.score(state).get) == "casual_reader"
+    trained = PersonaMapper(catalog)
+    train(trained, World(catalog, seed=2).visitors(2000))
+    token = next(t for t in replay(trained, blog[:2])["k"] if t.startswith("y"))
+    assert trained.model.visitor_evidence(token, {token: 3}) is None  # enough counts: plug-in
