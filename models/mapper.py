@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from models import snapshot
 from models.catalog import CHANNELS, PHASES, TOUCH_ACTIONS, TOUCH_CHANNELS, Catalog
-from models.enrich import enrich
+from models.enrich import enrich_at, parse_ts
 from models.errors import UnknownPersonaError
 from models.likelihood import TokenModel
 from models.metrics import ProgressiveMetrics
@@ -51,15 +50,6 @@ SESSION_GAP_S = 1800.0
 MAX_TOKENS = 64  # distinct tokens kept per visitor for learning (visitor-level ones always)
 LL_FLOOR = -30.0  # per-persona log-likelihood relative to the best: keeps states small
 NO_EVIDENCE_TYPES = frozenset({"label"})  # the answer itself is not evidence
-
-
-def _ts_seconds(ts: Any) -> float | None:
-    if not isinstance(ts, str):
-        return None
-    try:
-        return datetime.fromisoformat(ts).timestamp()  # Python 3.11 reads "Z" itself
-    except ValueError:
-        return None
 
 
 class PersonaMapper:
@@ -214,7 +204,8 @@ class PersonaMapper:
     def _step(
         self, state: dict[str, Any], event: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        features = enrich(event, self.catalog)
+        when = parse_ts(event.get("ts"))
+        features = enrich_at(event, self.catalog, when)
         new = dict(state)
         new["n"] = state["n"] + 1
         phase = state["phase"]
@@ -228,7 +219,7 @@ class PersonaMapper:
                 new["label"] = {"persona": persona, "weight": min(max(weight, 0.0), 1.0)}
             return new, features
         last = state["ts"]
-        now = _ts_seconds(event.get("ts"))
+        now = when.timestamp() if when is not None else None
         tokens, prev = self.tokens(state, event, features, now)
         now = now if now is not None else last
         cache, evidence, polya = self.model._cache, self.model.evidence, self.model.visitor_evidence
