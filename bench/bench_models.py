@@ -1,22 +1,31 @@
 """Benchmarks for the modelling core; prints the numbers the issue asks for.
 
-    .venv/bin/python bench/bench_models.py [--crm-rows 100000] [--seed 1]
+    .venv/bin/python bench/bench_models.py [--crm-rows 100000] [--seed 1] [--random-worlds 3]
 
-1. µs per event for feature update + scoring (``PersonaMapper.observe``), median and p99,
-   on interleaved simulated traffic with one state per visitor: with a trained model
-   (warm evidence cache, as in a scoring worker) and with the cache cleared before every
-   event (worst case: every event a new feature combination); plus µs per label learned.
-2. accuracy / log loss / ECE on 1,000 held-out simulated visitors against labels seen.
+1. µs per event for feature update + scoring (``PersonaMapper.observe``), median and p99
+   of 3 runs, on interleaved simulated traffic with one state per visitor: rules only,
+   trained (warm likelihood cache, as in a scoring worker) and with the cache cleared
+   before every event (worst case); µs per label learned; the per-visitor state's size.
+2. For world A (sessions) and world B (Markov page transitions) of ``models.worlds``:
+   log loss / accuracy / ECE of the model, the oracle (exact Bayes posterior) and the
+   uniform guess on 1,000 held-out visitors after 0, 100, 500 and 2,000 labels, the ratio
+   to the oracle, and the events needed to reach 90% top-1; then the ratio and ECE after
+   2,000 labels on ``--random-worlds`` random catalogs, both worlds each.
 3. snapshot size and snapshot/restore time.
-4. ``map-crm`` rows per second (streaming CSV in, CSV out) and peak RSS.
+4. discovery: one persona hidden from the catalog, precision and share of the top candidate.
+5. ``map-crm`` rows per second (streaming CSV in, CSV out) and peak RSS.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import json
 import math
+import os
+import random
 import resource
 import statistics
 import sys
@@ -25,16 +34,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models.catalog import Catalog
 from models.evaluation import evaluate, replay, train
 from models.mapper import PersonaMapper
 from models.simulator import Simulator
+from models.worlds import World, random_catalog
 from stream_app.batch.map_crm import map_csv
 
 CATALOG = Path(__file__).resolve().parents[1] / "models" / "catalogs" / "b2b_saas.yaml"
-LABEL_STEPS = [0, 50, 100, 200, 500, 1000, 2000, 5000]
+QUALITY_STEPS = [0, 100, 500, 2000]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -51,7 +63,7 @@ def time_observe(mapper: PersonaMapper, events: list[dict[str, Any]], cold: bool
             continue
         state = states.get(event["visitor_id"]) or mapper.new_state()
         if cold:
-            mapper.evidence._cache.clear()
+            mapper.model.clear_cache()
         t = clock()
         state, _ = mapper.observe(state, event)
         out.append((clock() - t) / 1000)
@@ -59,22 +71,41 @@ def time_observe(mapper: PersonaMapper, events: list[dict[str, Any]], cold: bool
     return out
 
 
+def interleave(visitors: list[Any], seed: int, concurrency: int = 50) -> list[dict[str, Any]]:
+    """Visitors' events interleaved like live traffic, each visitor's in order."""
+    rng = random.Random(seed)
+    queue = [list(reversed(v.events)) for v in visitors]
+    active: list[list[dict[str, Any]]] = []
+    out = []
+    while queue or active:
+        while queue and len(active) < concurrency:
+            active.append(queue.pop())
+        i = rng.randrange(len(active))
+        out.append(active[i].pop())
+        if not active[i]:
+            active.pop(i)
+    return out
+
+
 def bench_latency(catalog: Catalog, seed: int) -> None:
     mapper = PersonaMapper(catalog)
-    train(mapper, Simulator(catalog, seed=seed, labelled_fraction=1.0).visitors(500))
-    events = list(Simulator(catalog, seed=seed + 1, labelled_fraction=0.0).stream(4000))
+    train(mapper, World(catalog, seed=seed, kind="markov").visitors(2000))
+    traffic = list(World(catalog, seed=seed + 1, kind="markov", labelled_fraction=0).visitors(3000))
+    events = interleave(traffic, seed)
     time_observe(mapper, events[:5000], cold=False)  # warm-up (UA parser cache, imports)
-    print("## observe: feature update + scoring, µs per event")
-    print(f"{'case':<44}{'events':>8}{'median':>9}{'p99':>9}")
+    print(f"## observe: feature update + scoring, µs per event (load average {load()})")
+    print(f"{'case':<46}{'events':>8}{'median':>9}{'p99':>9}   (3 runs)")
     for name, m, cold in [
         ("rules only (0 labels)", PersonaMapper(catalog), False),
-        ("trained (500 labels), warm evidence cache", mapper, False),
-        ("trained (500 labels), cache cleared (worst)", mapper, True),
+        ("trained (2,000 labels), warm cache", mapper, False),
+        ("trained (2,000 labels), cache cleared (worst)", mapper, True),
     ]:
-        times = time_observe(m, events, cold)
-        print(f"{name:<44}{len(times):>8}{statistics.median(times):>9.1f}{pct(times, 0.99):>9.1f}")
+        runs = [time_observe(m, events, cold) for _ in range(3)]
+        medians = " / ".join(f"{statistics.median(t):.1f}" for t in runs)
+        p99s = " / ".join(f"{pct(t, 0.99):.0f}" for t in runs)
+        print(f"{name:<46}{len(runs[0]):>8}  median {medians}  p99 {p99s}")
     learner = PersonaMapper(catalog)
-    labelled = list(Simulator(catalog, seed=seed + 2, labelled_fraction=1.0).visitors(1000))
+    labelled = list(World(catalog, seed=seed + 2, kind="markov").visitors(1000))
     states = [(replay(learner, v.events), v.persona) for v in labelled]
     times = []
     for state, persona in states:
@@ -82,31 +113,120 @@ def bench_latency(catalog: Catalog, seed: int) -> None:
         learner.learn(state, persona)
         times.append((time.perf_counter_ns() - t) / 1000)
     print(
-        f"{'learn (one label, its recent events)':<44}{len(times):>8}"
-        f"{statistics.median(times):>9.1f}{pct(times, 0.99):>9.1f}"
+        f"{'learn (one label)':<46}{len(times):>8}  median {statistics.median(times):.1f}"
+        f"  p99 {pct(times, 0.99):.0f}"
     )
+    sizes: dict[int, list[int]] = {10: [], 50: []}
+    states_by_id: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event["type"] == "label":
+            continue
+        state = states_by_id.get(event["visitor_id"]) or mapper.new_state()
+        state, _ = mapper.observe(state, event)
+        states_by_id[event["visitor_id"]] = state
+        if state["n"] in sizes:
+            sizes[state["n"]].append(len(orjson.dumps(state)))
+    for n, found in sizes.items():
+        if found:
+            print(
+                f"per-visitor model state after {n} events (orjson bytes, {len(found)} visitors): "
+                f"median {statistics.median(found):.0f}, p90 {pct(found, 0.9)}, max {max(found)}"
+            )
 
 
-def bench_learning(catalog: Catalog, seed: int) -> PersonaMapper:
-    world = Simulator(catalog, seed=seed + 3, labelled_fraction=1.0)
-    held_out = list(world.visitors(1000))
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def top_per_prefix(mapper: PersonaMapper, events: list[dict[str, Any]]) -> list[str]:
+    state, tops = mapper.new_state(), []
+    for e in events:
+        if e["type"] == "label":
+            continue
+        state, out = mapper.observe(state, e)
+        tops.append(out["top"]["persona"])
+    return tops
+
+
+def events_to_accuracy(tops: list[tuple[list[str], str]], target: float = 0.9) -> str:
+    """Fewest events after which top-1 accuracy (visitors with at least that many) >= target."""
+    for n in range(1, 41):
+        hits = [t[n - 1] == truth for t, truth in tops if len(t) >= n]
+        if len(hits) < 30:
+            break
+        if sum(hits) / len(hits) >= target:
+            return str(n)
+    return "never"
+
+
+def bench_world(catalog: Catalog, kind: str, seed: int, held_out: int = 1000) -> dict[str, Any]:
+    """Model vs oracle vs uniform after 0, 100, 500 and 2,000 labels, on a fresh world."""
+    world = World(catalog, seed=seed, kind=kind)
+    test = list(world.visitors(held_out))
+    personas = catalog.persona_ids
+    k = len(personas)
+    oracle = evaluate(((v.oracle, v.persona) for v in test), personas)
     mapper = PersonaMapper(catalog)
-    k = len(catalog.persona_ids)
-    print("\n## held-out quality vs labels (1,000 simulated visitors)")
-    print(f"{'labels':>7}{'accuracy':>10}{'log loss':>10}{'ECE':>8}")
-    print(f"{'uniform':>7}{1 / k:>10.3f}{math.log(k):>10.3f}{0.0:>8.3f}")
-    seen = 0
-    for target in LABEL_STEPS:
+    print(
+        f"{'labels':>7} | {'log loss':>8}{'acc':>7}{'ECE':>7}{'ratio':>7} | "
+        f"{'oracle':>8}{'acc':>7}{'ECE':>7} | {'uniform':>8}{'acc':>7}"
+    )
+    seen, last = 0, {}
+    for target in QUALITY_STEPS:
         seen += train(mapper, world.visitors(target - seen))
-        preds = ((mapper.score(replay(mapper, v.events)), v.persona) for v in held_out)
-        r = evaluate(preds, catalog.persona_ids)
-        print(f"{seen:>7}{r['accuracy']:>10.3f}{r['log_loss']:>10.3f}{r['ece']:>8.3f}")
+        r = evaluate(((mapper.score(replay(mapper, v.events)), v.persona) for v in test), personas)
+        ratio = r["log_loss"] / oracle["log_loss"]
+        print(
+            f"{seen:>7} | {r['log_loss']:>8.3f}{r['accuracy']:>7.3f}{r['ece']:>7.3f}"
+            f"{ratio:>7.3f} | "
+            f"{oracle['log_loss']:>8.3f}{oracle['accuracy']:>7.3f}{oracle['ece']:>7.3f} | "
+            f"{math.log(k):>8.3f}{1 / k:>7.3f}"
+        )
+        last = {"ratio": ratio, "ece": r["ece"], "log_loss": r["log_loss"]}
+    model_tops = [(top_per_prefix(mapper, v.events), v.persona) for v in test]
+    oracle_tops = [(v.oracle_top, v.persona) for v in test]
     m = mapper.metrics()
     print(
-        f"progressive validation over the {m['labels_seen']} labels: accuracy "
-        f"{m['accuracy']:.3f}, log loss {m['log_loss']:.3f}, ECE {m['ece']:.3f}, "
-        f"log-loss drifts {m['log_loss_drifts']}, persona-mix drifts {m['persona_mix_drifts']}"
+        f"events to reach 90% top-1 (after {seen} labels): model {events_to_accuracy(model_tops)}, "
+        f"oracle {events_to_accuracy(oracle_tops)}; events per visitor "
+        f"{statistics.mean(len(t) for t, _ in oracle_tops):.1f}"
     )
+    print(
+        f"learned: prior strengths {m['prior_strengths']}, page backoff {m['page_backoff']}, "
+        f"temperature {m['temperature']}"
+    )
+    return {**last, "mapper": mapper}
+
+
+def bench_quality(catalog: Catalog, seed: int, random_worlds: int) -> PersonaMapper:
+    mapper = None
+    for kind, title in (
+        ("sessions", "A (sessions, naive-Bayes world)"),
+        ("markov", "B (Markov page transitions)"),
+    ):
+        print(
+            f"\n## world {title}, catalog {catalog.name}, 1,000 held-out visitors (load {load()})"
+        )
+        out = bench_world(catalog, kind, seed + 3)
+        mapper = mapper or out["mapper"]
+    if random_worlds:
+        print(
+            f"\n## {random_worlds} random catalogs x both worlds (4-6 personas, 8-16 page "
+            "categories, 30% of the rules pointing at a wrong persona): after 2,000 labels"
+        )
+        print(f"{'catalog':>10}{'world':>10}{'personas':>9}{'ratio':>8}{'ECE':>7}")
+        for i in range(random_worlds):
+            rng = random.Random(seed * 1000 + i)
+            cat = random_catalog(
+                seed * 1000 + i, n_personas=rng.randint(4, 6), n_pages=rng.randint(8, 16)
+            )
+            for kind in ("sessions", "markov"):
+                with contextlib.redirect_stdout(io.StringIO()):
+                    r = bench_world(cat, kind, seed + 7 + i, held_out=600)
+                print(
+                    f"{cat.name:>10}{kind:>10}{len(cat.personas):>9}{r['ratio']:>8.3f}{r['ece']:>7.3f}"
+                )
+    assert mapper is not None
     return mapper
 
 
@@ -117,10 +237,10 @@ def bench_snapshot(mapper: PersonaMapper, catalog: Catalog) -> None:
     t = time.perf_counter()
     PersonaMapper.from_snapshot(data, catalog)
     t_load = time.perf_counter() - t
-    model_json = len(json.dumps(mapper.evidence.to_dict()["model"]))
+    model_json = len(json.dumps(mapper.model.to_dict()))
     print(
         f"\n## snapshot after {mapper.n_labels} labels: {len(data):,} bytes "
-        f"(river weights + AdaGrad state as raw JSON {model_json:,} bytes); "
+        f"(token counts and parameters as raw JSON {model_json:,} bytes); "
         f"snapshot {t_dump * 1000:.1f} ms, "
         f"restore {t_load * 1000:.1f} ms"
     )
@@ -183,8 +303,13 @@ def bench_crm(catalog: Catalog, rows: int, seed: int) -> None:
         )
 
 
-def bench_discovery(catalog: Catalog, seed: int, hidden: str = "loyal_customer") -> None:
-    """Hide one persona from the catalog; does discovery flag a cluster made of it?"""
+def bench_discovery(catalog: Catalog, seed: int) -> None:
+    for i, hidden in enumerate(catalog.persona_ids[::-1]):
+        bench_discovery_one(catalog, seed, hidden, table=i == 0)
+
+
+def bench_discovery_one(catalog: Catalog, seed: int, hidden: str, table: bool) -> None:
+    """Hide one persona from the catalog: is the top candidate cluster made of it?"""
     import yaml
 
     from models.discovery import PersonaDiscovery
@@ -193,42 +318,69 @@ def bench_discovery(catalog: Catalog, seed: int, hidden: str = "loyal_customer")
     doc["personas"] = [p for p in doc["personas"] if p["id"] != hidden]
     doc["linking_rules"] = [r for r in doc["linking_rules"] if r["persona"] != hidden]
     small = Catalog.from_dict(doc)
-    mapper = PersonaMapper(small)
-    disc = PersonaDiscovery(mapper=mapper)
-    members: dict[int, dict[str, int]] = {}
-    t = time.perf_counter()
-    n = 0
-    for v in Simulator(catalog, seed=seed + 5, labelled_fraction=0.0).visitors(4000):
-        c = disc.learn_one(replay(mapper, v.events))
-        n += c >= 0
-        if c >= 0:
-            members.setdefault(c, {}).setdefault(v.persona, 0)
-            members[c][v.persona] += 1
-    elapsed = time.perf_counter() - t
-    print(
-        f"\n## discovery with {hidden!r} hidden from the catalog ({n} visitors with >= 5 events, "
-        f"{elapsed / max(n, 1) * 1e6:.0f} µs per visitor incl. replay)"
-    )
-    print(
-        f"{'cluster':>7}{'size':>6}{'closest':>20}{'p':>6}{'uncov':>6}  {'hidden share':>12}  "
-        "candidate  top features"
-    )
-    flagged = {c["cluster"] for c in disc.candidates()}
-    for c in disc.summary(3):
-        share = members[c["cluster"]].get(hidden, 0) / c["size"]
-        feats = ", ".join(f["feature"] for f in c["distinguishing"])
+    for kind in ("sessions", "markov"):
+        mapper = PersonaMapper(small)
+        disc = PersonaDiscovery(mapper=mapper)
+        members: dict[int, dict[str, int]] = {}
+        t = time.perf_counter()
+        n = hidden_total = 0
+        world = World(catalog, seed=seed + 5, kind=kind, labelled_fraction=0.0)
+        for v in world.visitors(4000):
+            c = disc.learn_one(replay(mapper, v.events))
+            if c >= 0:
+                n += 1
+                hidden_total += v.persona == hidden
+                members.setdefault(c, {}).setdefault(v.persona, 0)
+                members[c][v.persona] += 1
+        elapsed = time.perf_counter() - t
+        candidates = disc.candidates()
+        if not table:
+            if candidates:
+                got = members[candidates[0]["cluster"]].get(hidden, 0)
+                print(
+                    f"discovery, world {kind}, {hidden!r} hidden: top candidate precision "
+                    f"{got / candidates[0]['size']:.2f}, share {got / max(hidden_total, 1):.2f}; "
+                    f"{len(candidates)} clusters flagged"
+                )
+            else:
+                print(f"discovery, world {kind}, {hidden!r} hidden: no candidate flagged")
+            continue
         print(
-            f"{c['cluster']:>7}{c['size']:>6}{c['closest_persona']:>20}"
-            f"{c['closest_persona_mean_probability']:>6.2f}{c['uncovered_share']:>6.2f}"
-            f"  {share:>12.2f}  "
-            f"{'yes' if c['cluster'] in flagged else '':>9}  {feats}"
+            f"\n## discovery, world {kind}, {hidden!r} hidden from the catalog ({n} visitors "
+            f"with >= 5 events, {hidden_total / max(n, 1):.0%} of them {hidden}; "
+            f"{elapsed / max(n, 1) * 1e6:.0f} µs per visitor incl. replay)"
         )
+        print(
+            f"{'cluster':>7}{'size':>6}{'closest':>20}{'p':>6}{'uncov':>6}  {'precision':>9}"
+            f"{'share':>7}  candidate  top features"
+        )
+        rank = {c["cluster"]: i + 1 for i, c in enumerate(candidates)}
+        for c in disc.summary(3):
+            got = members[c["cluster"]].get(hidden, 0)
+            feats = ", ".join(f["feature"] for f in c["distinguishing"])
+            print(
+                f"{c['cluster']:>7}{c['size']:>6}{c['closest_persona']:>20}"
+                f"{c['closest_persona_mean_probability']:>6.2f}{c['uncovered_share']:>6.2f}"
+                f"  {got / c['size']:>9.2f}{got / max(hidden_total, 1):>7.2f}"
+                f"  {('#' + str(rank[c['cluster']])) if c['cluster'] in rank else '':>9}  {feats}"
+            )
+        if candidates:
+            top = candidates[0]["cluster"]
+            got = members[top].get(hidden, 0)
+            print(
+                f"top candidate: cluster {top}, precision {got / candidates[0]['size']:.2f} "
+                f"(share of its members that are {hidden}), share {got / max(hidden_total, 1):.2f} "
+                f"(of all {hidden} visitors); {len(candidates)} clusters flagged"
+            )
+        else:
+            print("no candidate flagged")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--crm-rows", type=int, default=100_000)
+    parser.add_argument("--random-worlds", type=int, default=3)
     args = parser.parse_args()
     catalog = Catalog.load(CATALOG)
     print(
@@ -236,7 +388,7 @@ def main() -> None:
         f"{len(catalog.persona_ids)} personas\n"
     )
     bench_latency(catalog, args.seed)
-    mapper = bench_learning(catalog, args.seed)
+    mapper = bench_quality(catalog, args.seed, args.random_worlds)
     bench_snapshot(mapper, catalog)
     bench_discovery(catalog, args.seed)
     bench_crm(catalog, args.crm_rows, args.seed)

@@ -1,16 +1,15 @@
 """Discovery: online clustering of visitor profiles, and candidate new personas.
 
-Each visitor state is turned into a vector of token shares per feature group (e.g. the
-share of its page views on ``page=pricing``), so a long and a short visit with the same
-habits look alike. River's ``KMeans`` (small half-life) assigns the vector to a cluster;
-per cluster we keep exact running means of the vector and of the mapper's persona
-distribution. A cluster that holds enough visitors and whose members' mean top-persona
-probability is low (or whose mean distribution is far from any single persona) is a
+Each visitor state is turned into its behaviour counts per feature group (page views per
+page category, touchpoints, dwell buckets) and clustered online by a mixture of
+multinomials (``models.mixture``: the likelihood that fits counts, so a long visit weighs
+more than a short one); per cluster we keep exact running means of the token shares and of
+the mapper's persona distribution. A cluster that holds enough visitors and whose members'
+mean top-persona probability is low (or whose mean distribution is far from any single persona) is a
 *candidate new persona*: it is reported with the tokens that distinguish it from the
 whole population (lift = share in the cluster / share overall) and, when the catalog is
 known, the share of its behaviour that no linking rule mentions (``uncovered_share``).
-Centers are seeded farthest-first from the data, and new tokens are initialised in sorted
-order, so a run is reproducible.
+Clusters are seeded farthest-first from the data, so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from river import cluster
+from models.mixture import MultinomialMixture
 
 Vector = dict[str, float]
 # Behaviour, not identity: os/browser/country would split clusters by device, not habits.
@@ -58,9 +57,7 @@ class _Cluster:
 class PersonaDiscovery:
     def __init__(
         self,
-        n_clusters: int = 8,
-        halflife: float = 0.05,
-        seed: int = 0,
+        n_clusters: int = 12,
         min_share: float = 0.03,
         explained_threshold: float = 0.5,
         mapper: Any = None,
@@ -69,7 +66,7 @@ class PersonaDiscovery:
     ) -> None:
         if n_clusters < 1:
             raise ValueError("n_clusters must be >= 1")
-        self.kmeans = cluster.KMeans(n_clusters=n_clusters, halflife=halflife, sigma=0.1, seed=seed)
+        self.mixture = MultinomialMixture(n_clusters, seed_distance=seed_distance)
         self.min_share = min_share
         self.explained_threshold = explained_threshold
         self.mapper = mapper
@@ -81,9 +78,6 @@ class PersonaDiscovery:
             else None
         )
         self.n = 0
-        self._vocab: set[str] = set()
-        self._seeded = 0
-        self.seed_distance = seed_distance
         self.totals: Vector = {}
         self.clusters: dict[int, _Cluster] = {}
 
@@ -96,23 +90,22 @@ class PersonaDiscovery:
         ``personas`` is the visitor's current distribution; when omitted and the discovery
         was given a mapper and ``x`` is a state, the mapper scores it.
         """
-        is_state = "profile" in x
+        is_state = "profile" in x or "k" in x
         if is_state and isinstance(x.get("n"), int) and x["n"] < self.min_events:
             return -1  # too few events for a stable profile
-        vector = state_vector(x) if is_state else {k: float(v) for k, v in x.items()}
+        if "k" in x and self.mapper is not None:
+            raw = self.mapper.profile(x)
+        elif is_state:
+            raw = x.get("profile", {})
+        else:
+            raw = x
+        vector = state_vector(raw)
         if not vector:
             return -1
+        counts = {t: float(raw[t]) for t in vector}
         if personas is None and is_state and self.mapper is not None:
             personas = self.mapper.score(x)
-        # River initialises a center coordinate on first access, in set-iteration (hash)
-        # order; touching new tokens in sorted order first makes runs reproducible.
-        for token in sorted(t for t in vector if t not in self._vocab):
-            for center in self.kmeans.centers.values():
-                center[token]
-            self._vocab.add(token)
-        self._seed_center(vector)
-        self.kmeans.learn_one(vector)
-        c = int(self.kmeans.predict_one(vector))
+        c = self.mixture.learn_one(counts, vector)
         stats = self.clusters.setdefault(c, _Cluster())
         stats.n += 1
         self.n += 1
@@ -127,27 +120,6 @@ class PersonaDiscovery:
             for p, q in personas.items():
                 stats.persona_sums[p] = stats.persona_sums.get(p, 0.0) + q
         return c
-
-    def _seed_center(self, vector: Vector) -> None:
-        """Start the next unused center at a visitor far from every used one (farthest-first).
-
-        River draws centers at random; with sparse share vectors two groups can then share a
-        center for a long time. Seeding from the data avoids that.
-        """
-        if self._seeded >= self.kmeans.n_clusters:
-            return
-        centers = self.kmeans.centers
-        distances = [
-            sum((centers[i][k] - vector.get(k, 0.0)) ** 2 for k in sorted({*centers[i], *vector}))
-            for i in range(self._seeded)
-        ]
-        if distances and min(distances) < self.seed_distance:
-            return
-        center = centers[self._seeded]
-        for k in center:
-            center[k] = 0.0
-        center.update(vector)
-        self._seeded += 1
 
     def _uncovered(self, vector: Vector) -> float:
         """Share of the behaviour that no catalog linking rule mentions (mean over groups)."""

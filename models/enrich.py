@@ -129,6 +129,15 @@ def _utm_channel(query: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=8192)
+def _path(url: str) -> str | None:
+    try:
+        return urlsplit(url).path or "/"
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=8192)
 def channel_of(url: str, referrer: str | None) -> str:
     """Marketing channel from UTM parameters (and ad click ids) first, then the referrer."""
     try:
@@ -170,15 +179,14 @@ def region_of(country: str | None) -> str | None:
 _TOUCH_CHANNEL = {c: c for c in ("paid_search", "display", "social", "email")}
 
 
-def _time_features(ts: Any, out: dict[str, str]) -> None:
+def parse_ts(ts: Any) -> datetime | None:
+    """An RFC 3339 time (Python 3.11 reads a ``Z`` offset itself), or None."""
     if not isinstance(ts, str):
-        return
+        return None
     try:
-        when = datetime.fromisoformat(ts.replace("Z", "+00:00") if ts.endswith("Z") else ts)
+        return datetime.fromisoformat(ts)
     except ValueError:
-        return
-    out["hour"] = hour_bucket(when.hour)
-    out["day"] = "weekend" if when.weekday() >= 5 else "weekday"
+        return None
 
 
 def enrich(event: dict[str, Any], catalog: Catalog) -> dict[str, str]:
@@ -188,6 +196,11 @@ def enrich(event: dict[str, Any], catalog: Catalog) -> dict[str, str]:
     URL gives ``page=other``; a missing field just leaves its feature out. Hour and weekday
     are in the event's own offset (the visitor's local time when the tracker sends it).
     """
+    return enrich_at(event, catalog, parse_ts(event.get("ts")))
+
+
+def enrich_at(event: dict[str, Any], catalog: Catalog, when: datetime | None) -> dict[str, str]:
+    """:func:`enrich` with the event's ``ts`` already parsed (``when``)."""
     kind = event.get("type")
     out: dict[str, str] = {"type": kind if isinstance(kind, str) else "other"}
     ctx = event.get("context")
@@ -199,14 +212,13 @@ def enrich(event: dict[str, Any], catalog: Catalog) -> dict[str, str]:
         if isinstance(country, str) and country:
             out["country"] = country.upper()
             out["region"] = region_of(country) or "other"
-    _time_features(event.get("ts"), out)
+    if when is not None:
+        out["hour"] = hour_bucket(when.hour)
+        out["day"] = "weekend" if when.weekday() >= 5 else "weekday"
     if kind == "page_view":
         url = event.get("url")
         url = url if isinstance(url, str) else ""
-        try:
-            path = urlsplit(url).path or "/"
-        except ValueError:
-            path = None
+        path = _path(url)
         out["page"] = catalog.page_category(path) if path is not None else "other"
         referrer = event.get("referrer")
         channel = channel_of(url, referrer if isinstance(referrer, str) else None)

@@ -1,60 +1,55 @@
 """PersonaMapper: one visitor's events -> probabilities over every catalog persona.
 
-How rules and labels combine (details in docs/MODELLING.md and ``models.evidence``):
+A generative (Bayesian) model, details in docs/MODELLING.md:
 
-* Each event x_t gives evidence for persona c: ``e_t(c) = log p(c | x_t) - log b(c)``,
-  where ``p(c | x_t)`` blends the catalog's linking rules with a river model learned from
-  labels (``alpha = n / (n + prior_strength)``) and ``b`` is the base rate.
-* A visitor's evidence accumulates, time-decayed with a configurable half-life, and the
-  visitor's distribution is ``softmax(log b(c) + sum_t e_t(c))`` — a per-visitor Bayesian
-  update, exact when events are independent given the persona. Visitor-level features
-  (device, OS, browser, country, region, hour, weekday) count once per visitor, not once
-  per event, so a long visit does not become overconfident about its device.
+* Each event becomes a few evidence tokens (``models.tokens``), each counted at the level
+  where it varies: device and country once per visitor, hour and channel once per session,
+  page transitions, dwell, touchpoints and feedback once per event.
+* ``models.likelihood.TokenModel`` gives every persona's log-likelihood of a token:
+  Dirichlet-smoothed counts of labelled visitors, with the catalog's linking rules as the
+  prior (so with no label the rules decide), pages as a per-persona Markov chain, and a
+  temperature per slot learned from the labels (calibration).
+* A visitor's state keeps the per-persona sum of those log-likelihoods (time-decayed with
+  the half-life), the session context and the token counts (the sufficient statistics the
+  trainer learns from): ``P(c | visitor) = softmax(log b(c) + ll(c))``.
 * A visitor with a label of weight w shows ``w * onehot(label) + (1 - w) * posterior``.
 
-State is a JSON-serialisable dict (str/int/float/list/dict/None); the mapper is pure
-(no I/O) and snapshots to bytes.
+State is a small JSON-serialisable dict; the mapper is pure (no I/O) and snapshots to bytes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from models import snapshot
-from models.catalog import PHASES, Catalog
-from models.enrich import enrich
+from models.catalog import CHANNELS, PHASES, TOUCH_ACTIONS, TOUCH_CHANNELS, Catalog
+from models.enrich import enrich_at, parse_ts
 from models.errors import UnknownPersonaError
-from models.evidence import EvidenceModel
+from models.likelihood import TokenModel
 from models.metrics import ProgressiveMetrics
 from models.rules import JourneyRules
+from models.tokens import (
+    CODES,
+    FEEDBACK_CODES,
+    START,
+    TYPE_CODES,
+    VISITOR_SLOTS,
+    code,
+    dwell_bin,
+    dwell_bucket_of_bin,
+    hour_of,
+    split_codes,
+    touch_name,
+)
 
-STATE_FORMAT = 2
-SNAPSHOT_FORMAT = 3
-RECENT_EVENTS = 20
-VISITOR_FEATURES = frozenset({"device", "os", "browser", "country", "region", "hour", "day"})
+STATE_FORMAT = 3
+SNAPSHOT_FORMAT = 4
+SESSION_GAP_S = 1800.0
+MAX_TOKENS = 64  # distinct tokens kept per visitor for learning (visitor-level ones always)
+LL_FLOOR = -30.0  # per-persona log-likelihood relative to the best: keeps states small
 NO_EVIDENCE_TYPES = frozenset({"label"})  # the answer itself is not evidence
-EVIDENCE_SPAN = 25.0  # cap on max-min accumulated evidence: keeps probabilities finite
-PROFILE_RESCALE = 20.0  # half-lives before the lazily decayed profile is renormalised
-PROFILE_MIN = 0.01
-
-
-def _ts_seconds(ts: Any) -> float | None:
-    if not isinstance(ts, str):
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
-def _softmax(logits: list[float]) -> list[float]:
-    top = max(logits)
-    exps = [math.exp(v - top) for v in logits]
-    total = sum(exps)
-    return [e / total for e in exps]
 
 
 class PersonaMapper:
@@ -62,43 +57,64 @@ class PersonaMapper:
         self,
         catalog: Catalog,
         half_life_s: float = 7 * 24 * 3600.0,
-        prior_strength: float = 100.0,
-        learning_rate: float = 0.1,
+        prior_strength: float = 10.0,
+        backoff: float = 10.0,
     ) -> None:
         if not half_life_s > 0:
             raise ValueError("half_life_s must be > 0")
-        if not (prior_strength > 0 and learning_rate > 0):
-            raise ValueError("prior_strength and learning_rate must be > 0")
+        if not (prior_strength > 0 and backoff > 0):
+            raise ValueError("prior_strength and backoff must be > 0")
         self.catalog = catalog
         self.personas = catalog.persona_ids
         self.half_life_s = float(half_life_s)
-        self.evidence = EvidenceModel(catalog, prior_strength, learning_rate)
+        self.model = TokenModel(catalog, prior_strength, backoff)
         self.version = 0
         self.validation = ProgressiveMetrics(self.personas)
         self.journey = JourneyRules(catalog)
+        self._page_code = {p: code(i) for i, p in enumerate(self.model.pages)}
+        self._other_page = self._page_code["other"]
+        self._channel_code = {c: CODES[i] for i, c in enumerate(CHANNELS)}
+        self._touch_code = {
+            f"{c}:{a}": CODES[i] + CODES[j]
+            for i, c in enumerate(TOUCH_CHANNELS)
+            for j, a in enumerate(TOUCH_ACTIONS)
+        }
+        self._index = {p: i for i, p in enumerate(self.personas)}
 
     @property
     def n_labels(self) -> int:
-        return self.evidence.n_labels
-
-    @property
-    def alpha(self) -> float:
-        return self.evidence.alpha
+        return self.model.n_labels
 
     # -- state ----------------------------------------------------------------------------
     def new_state(self) -> dict[str, Any]:
+        """``ll``: per-persona log-likelihood (relative to the best), ``ts``: latest event
+        (epoch s), ``q``: previous page code of the session (None: a session starts),
+        ``k``: token counts (what learning needs), ``n``: events, ``phase``, ``label``."""
         return {
             "v": STATE_FORMAT,
-            "evidence": dict.fromkeys(self.personas, 0.0),
+            "ll": [0.0] * len(self.personas),
             "ts": None,
-            "phase": PHASES[0],
-            "seen": [],
-            "recent": [],
-            "profile": {},
-            "p0": None,
+            "q": None,
+            "k": {},
             "n": 0,
-            "label": None,
+            "phase": PHASES[0],
         }
+
+    def _usable(self, state: Any) -> dict[str, Any]:
+        """The state, or a fresh one if it is of another format (e.g. written by an older
+        model version) or of another persona list."""
+        if (
+            isinstance(state, dict)
+            and state.get("v") == STATE_FORMAT
+            and isinstance(state.get("ll"), list)
+            and len(state["ll"]) == len(self.personas)
+            and isinstance(state.get("k"), dict)
+        ):
+            return state
+        fresh = self.new_state()
+        if isinstance(state, dict) and state.get("phase") in PHASES:
+            fresh["phase"] = state["phase"]
+        return fresh
 
     def observe(
         self, state: dict[str, Any], event: dict[str, Any]
@@ -108,8 +124,8 @@ class PersonaMapper:
         The input state is not modified. An event without a usable ``ts`` is taken to
         happen at the visitor's last event time.
         """
-        new, features = self._step(state, event)
-        personas = self._distribution(new["evidence"], new.get("label"))
+        new, features = self._step(self._usable(state), event)
+        personas = self._distribution(new["ll"], new.get("label"))
         top = max(personas, key=personas.__getitem__)
         return new, {
             "personas": personas,
@@ -122,92 +138,143 @@ class PersonaMapper:
         self, state: dict[str, Any], events: Iterable[dict[str, Any]]
     ) -> dict[str, Any]:
         """Fold several events into a state: repeated :meth:`observe` without the scores."""
+        state = self._usable(state)
         for event in events:
             state, _ = self._step(state, event)
         return state
 
+    def tokens(
+        self,
+        state: dict[str, Any],
+        event: dict[str, Any],
+        features: dict[str, str],
+        now: float | None,
+    ) -> tuple[list[str], str | None]:
+        """The event's evidence tokens given the visitor's context (``models.tokens``) and
+        the session's previous-page code after it."""
+        kind = event.get("type")
+        last, prev = state["ts"], state["q"]
+        counts = state["k"]
+        out: list[str] = []
+        device = features.get("device")
+        if device is not None:
+            token = f"u{device}/{features.get('os', '')}/{features.get('browser', '')}"
+            if token not in counts:
+                out.append(token)
+        country = features.get("country")
+        if country is not None and "g" + country not in counts:
+            out.append("g" + country)
+        is_page = kind == "page_view"
+        channel = features.get("channel") if is_page else None
+        # A page without any referrer mid-session (``direct``) is navigation, not an arrival.
+        opens = (
+            last is None
+            or (channel is not None and channel != "direct")
+            or (now is not None and now - last > SESSION_GAP_S)
+        )
+        if opens:
+            prev = None
+            hour = hour_of(event.get("ts"))
+            if hour is not None:
+                out.append("h" + CODES[hour])
+            day = features.get("day")
+            if day is not None:
+                out.append("w0" if day == "weekday" else "w1")
+        elif kind in TYPE_CODES:
+            out.append("y" + TYPE_CODES[kind])
+        if is_page:
+            if opens and channel is not None:
+                out.append("c" + self._channel_code.get(channel, "_"))
+            page = self._page_code.get(features.get("page", "other"), self._other_page)
+            out.append(f"p{START if prev is None else prev}{page}")
+            prev = page
+            dwell = event.get("dwell_ms")
+            if isinstance(dwell, int) and not isinstance(dwell, bool) and dwell >= 0:
+                out.append("d" + code(dwell_bin(dwell)))
+        elif kind == "touchpoint":
+            touch = self._touch_code.get(features.get("touch", ""))
+            if touch is not None:
+                out.append("t" + touch)
+        elif kind == "feedback":
+            fb, score = event.get("kind"), event.get("score")
+            if fb in FEEDBACK_CODES and isinstance(score, int | float):
+                out.append(f"f{FEEDBACK_CODES[fb]}{int(score)}")
+        return out, prev
+
     def _step(
         self, state: dict[str, Any], event: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, str]]:
-        features = enrich(event, self.catalog)
+        when = parse_ts(event.get("ts"))
+        features = enrich_at(event, self.catalog, when)
         new = dict(state)
-        last = state.get("ts")
-        now = _ts_seconds(event.get("ts"))
-        now = now if now is not None else last  # no usable ts: at the last event's time
-        new["n"] = state.get("n", 0) + 1
-        new["phase"] = self.journey.next(state.get("phase", PHASES[0]), features)
-        if event.get("type") == "label":
+        new["n"] = state["n"] + 1
+        phase = state["phase"]
+        if phase != PHASES[-1]:
+            new["phase"] = self.journey.next(phase, features)
+        if event.get("type") in NO_EVIDENCE_TYPES:
             persona = event.get("persona")
-            if persona in self.evidence.label_counts:
+            if persona in self._index:
                 weight = event.get("weight", 1.0)
                 weight = float(weight) if isinstance(weight, int | float) else 1.0
                 new["label"] = {"persona": persona, "weight": min(max(weight, 0.0), 1.0)}
-        else:
-            self._fold(state, new, features, last, now)
+            return new, features
+        last = state["ts"]
+        now = when.timestamp() if when is not None else None
+        tokens, prev = self.tokens(state, event, features, now)
+        now = now if now is not None else last
+        cache, evidence, polya = self.model._cache, self.model.evidence, self.model.visitor_evidence
+        seen = state["k"]
+        counts = dict(seen)
+        vectors = [polya(t, seen) or cache.get(t) or evidence(t) for t in tokens]
+        for token in tokens:
+            if token in counts:
+                counts[token] += 1
+            elif len(counts) < MAX_TOKENS or token[0] in VISITOR_SLOTS:
+                counts[token] = 1
+        ll = state["ll"]
+        if last is not None and now is not None and now != last:
+            # Decay old evidence to `now`; an out-of-order (older) event is discounted instead.
+            if now > last:
+                factor = 0.5 ** ((now - last) / self.half_life_s)
+                ll = [v * factor for v in ll]
+                new["ts"] = round(now, 3)
+            else:
+                factor = 0.5 ** ((last - now) / self.half_life_s)
+                vectors = [[v * factor for v in e] for e in vectors]
+        elif now is not None:
+            new["ts"] = round(now, 3)
+        if vectors:
+            ll = list(map(sum, zip(ll, *vectors, strict=True)))
+            top = max(ll)
+            new["ll"] = [round(v - top, 3) if v - top > LL_FLOOR else LL_FLOOR for v in ll]
+        new["k"] = counts
+        new["q"] = prev
         return new, features
 
-    def _fold(
-        self,
-        state: dict[str, Any],
-        new: dict[str, Any],
-        features: dict[str, str],
-        last: float | None,
-        now: float | None,
-    ) -> None:
-        seen = state.get("seen", [])
-        tokens = {k: f"{k}={v}" for k, v in features.items()}
-        fresh = {
-            k: v for k, v in features.items() if k not in VISITOR_FEATURES or tokens[k] not in seen
-        }
-        # Decay old evidence to `now`; an out-of-order (older) event is discounted instead.
-        old_factor = self._decay(last, now)
-        new_factor = self._decay(now, last)
-        old = state.get("evidence", {})
-        event_ev = self.evidence.evidence(tuple(fresh.items()))
-        evidence = [
-            old.get(p, 0.0) * old_factor + e * new_factor
-            for p, e in zip(self.personas, event_ev, strict=True)
-        ]
-        low = max(evidence) - EVIDENCE_SPAN
-        new["evidence"] = {
-            p: (v if v > low else low) for p, v in zip(self.personas, evidence, strict=True)
-        }
-        new["ts"] = last if now is None else now if last is None else max(now, last)
-        visitor_tokens = [tokens[k] for k in fresh if k in VISITOR_FEATURES]
-        if visitor_tokens:
-            new["seen"] = [*seen, *visitor_tokens]
-        new["recent"] = [*state.get("recent", []), [tokens[k] for k in fresh]][-RECENT_EVENTS:]
-        self._profile_add(state, new, tokens.values(), now)
-
-    def _profile_add(
-        self,
-        state: dict[str, Any],
-        new: dict[str, Any],
-        tokens: Iterable[str],
-        now: float | None,
-    ) -> None:
-        """Decayed token counts, stored scaled to time ``p0`` so an event costs O(its tokens)."""
-        p0 = state.get("p0")
-        profile = dict(state.get("profile", {}))
-        if p0 is None:
-            p0 = now
-        exponent = (now - p0) / self.half_life_s if now is not None and p0 is not None else 0.0
-        if exponent > PROFILE_RESCALE:
-            shrink = 0.5**exponent
-            profile = {t: w * shrink for t, w in profile.items() if w * shrink >= PROFILE_MIN}
-            p0, exponent = now, 0.0
-        gain = 2.0**exponent
-        for t in tokens:
-            profile[t] = profile.get(t, 0.0) + gain
-        new["profile"], new["p0"] = profile, p0
-
     def profile(self, state: dict[str, Any]) -> dict[str, float]:
-        """The visitor's decayed token counts as of its last event (for discovery)."""
-        p0, ts = state.get("p0"), state.get("ts")
-        if p0 is None or ts is None:
-            return dict(state.get("profile", {}))
-        scale = 0.5 ** ((ts - p0) / self.half_life_s)
-        return {t: w * scale for t, w in state.get("profile", {}).items()}
+        """The visitor's behaviour as readable token counts (``page=docs``, ``touch=...``,
+        ``dwell=short``), for discovery."""
+        out: dict[str, float] = {}
+        counts = state.get("k")
+        if not isinstance(counts, dict):
+            return out
+        pages = self.model.pages
+        for token, n in counts.items():
+            if not isinstance(n, int | float) or not token:
+                continue
+            try:
+                if token[0] == "p":
+                    name = "page=" + pages[split_codes(token[1:])[-1]]
+                elif token[0] == "t":
+                    name = "touch=" + touch_name(token[1:])
+                elif token[0] == "d":
+                    name = "dwell=" + dwell_bucket_of_bin(split_codes(token[1:])[0])
+                else:
+                    continue
+            except (ValueError, IndexError):
+                continue
+            out[name] = out.get(name, 0.0) + float(n)
+        return out
 
     def _decay(self, last: float | None, now: float | None) -> float:
         if last is None or now is None or now <= last:
@@ -217,89 +284,100 @@ class PersonaMapper:
     # -- scoring --------------------------------------------------------------------------
     def score(self, state: dict[str, Any], *, use_label: bool = True) -> dict[str, float]:
         """Current distribution over every persona (sums to 1) for a visitor state."""
-        raw = state.get("evidence")
-        raw = raw if isinstance(raw, dict) else {}
-        evidence = {}
-        for p in self.personas:
-            e = raw.get(p, 0.0)
-            evidence[p] = float(e) if isinstance(e, float | int) and math.isfinite(e) else 0.0
-        label = state.get("label") if use_label else None
-        return self._distribution(evidence, label if isinstance(label, dict) else None)
-
-    def _distribution(
-        self, evidence: dict[str, float], label: dict[str, Any] | None
-    ) -> dict[str, float]:
-        logits = [
-            b + evidence.get(p, 0.0)
-            for p, b in zip(self.personas, self.evidence.log_base(), strict=True)
+        state = self._usable(state)
+        ll = [
+            float(v) if isinstance(v, float | int) and math.isfinite(v) else 0.0
+            for v in state["ll"]
         ]
-        probs = _softmax(logits)
-        if label and label.get("persona") in self.evidence.label_counts:
+        label = state.get("label") if use_label else None
+        return self._distribution(ll, label if isinstance(label, dict) else None)
+
+    def _distribution(self, ll: list[float], label: dict[str, Any] | None) -> dict[str, float]:
+        logits = [b + v for b, v in zip(self.model.log_base(), ll, strict=True)]
+        top = max(logits)
+        exp = math.exp
+        exps = [exp(v - top) for v in logits]
+        total = sum(exps)
+        if label and label.get("persona") in self._index:
             w = label.get("weight", 1.0)
             w = min(max(float(w), 0.0), 1.0) if isinstance(w, float | int) else 1.0
-            probs = [
-                (1 - w) * q + (w if p == label["persona"] else 0.0)
-                for p, q in zip(self.personas, probs, strict=True)
+            exps = [
+                (1 - w) * q / total + (w if p == label["persona"] else 0.0)
+                for p, q in zip(self.personas, exps, strict=True)
             ]
-            total = sum(probs)
-            probs = [q / total for q in probs]
-        return dict(zip(self.personas, probs, strict=True))
+            total = sum(exps)
+        return {p: q / total for p, q in zip(self.personas, exps, strict=True)}
 
     # -- learning -------------------------------------------------------------------------
     def check_persona(self, persona: str) -> None:
-        if persona not in self.evidence.label_counts:
+        if persona not in self._index:
             raise UnknownPersonaError(persona, self.personas)
 
     def learn(self, state: dict[str, Any], persona: str, weight: float = 1.0) -> dict[str, Any]:
         """Learn from a labelled visitor: predict first (progressive validation), then train.
 
-        ``weight`` (0, 1] scales how much the label counts towards the base rate and alpha.
+        The prediction re-scores the visitor's token counts with the current model (before
+        they are added), which is also what the temperature is fitted on. ``weight``
+        (0, 1] scales how much the label counts (token counts, base rate, metrics).
         """
         self.check_persona(persona)
         if not (isinstance(weight, int | float) and 0.0 < weight <= 1.0):
             raise ValueError(f"label weight must be in (0, 1], got {weight!r}")
-        info = self.validation.update(self.score(state, use_label=False), persona)
-        self.evidence.learn(state.get("recent", []), persona, float(weight))
+        state = self._usable(state)
+        truth = self._index[persona]
+        slot_ll = self.model.slot_log_likelihoods(state["k"])
+        proba = self.model.predict(slot_ll)
+        info = self.validation.update(dict(zip(self.personas, proba, strict=True)), persona)
+        self.model.fit_temperature(slot_ll, proba, truth, float(weight))
+        self.model.select(state["k"], truth, float(weight))
+        self.model.add(state["k"], truth, float(weight))
         return info
 
     def merge_states(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-        """One person seen as two visitors: evidence adds up, the furthest phase wins."""
+        """One person seen as two visitors: evidence and counts add up, the furthest phase wins."""
+        a, b = self._usable(a), self._usable(b)
         ts_a, ts_b = a.get("ts"), b.get("ts")
         times = [t for t in (ts_a, ts_b) if t is not None]
         now = max(times) if times else None
         fa = self._decay(ts_a, now) if now is not None else 1.0
         fb = self._decay(ts_b, now) if now is not None else 1.0
-        ea, eb = a.get("evidence", {}), b.get("evidence", {})
-        evidence = {p: ea.get(p, 0.0) * fa + eb.get(p, 0.0) * fb for p in self.personas}
-        low = max(evidence.values()) - EVIDENCE_SPAN
-        profile: dict[str, float] = {}
-        for s in (a, b):
-            for t, w in self.profile(s).items():
-                profile[t] = profile.get(t, 0.0) + w * self._decay(s.get("ts"), now)
-        labels = [x for x in (a.get("label"), b.get("label")) if x]
-        first, second = (a, b) if (ts_a or 0.0) <= (ts_b or 0.0) else (b, a)
-        seen = list(dict.fromkeys([*a.get("seen", []), *b.get("seen", [])]))
-        return {
+        ll = [x * fa + y * fb for x, y in zip(a["ll"], b["ll"], strict=True)]
+        top = max(ll)
+        counts = dict(a["k"])
+        for token, n in b["k"].items():
+            if token in counts:
+                counts[token] += n
+            elif len(counts) < MAX_TOKENS or token[0] in VISITOR_SLOTS:
+                counts[token] = n
+        labels = [x for x in (a.get("label"), b.get("label")) if isinstance(x, dict)]
+        later = b if (ts_b or 0.0) >= (ts_a or 0.0) else a
+        out = {
             "v": STATE_FORMAT,
-            "evidence": {p: round(max(v, low), 6) for p, v in evidence.items()},
+            "ll": [round(max(v - top, LL_FLOOR), 3) for v in ll],
             "ts": now,
-            "phase": max(a.get("phase", PHASES[0]), b.get("phase", PHASES[0]), key=PHASES.index),
-            "seen": seen,
-            "recent": (first.get("recent", []) + second.get("recent", []))[-RECENT_EVENTS:],
-            "profile": profile,
-            "p0": now,
+            "q": later.get("q"),
+            "k": counts,
             "n": a.get("n", 0) + b.get("n", 0),
-            "label": max(labels, key=lambda x: x["weight"]) if labels else None,
+            "phase": max(a.get("phase", PHASES[0]), b.get("phase", PHASES[0]), key=PHASES.index),
         }
+        if labels:
+            out["label"] = max(labels, key=lambda x: x.get("weight", 0.0))
+        return out
 
     # -- lifecycle ------------------------------------------------------------------------
     def metrics(self) -> dict[str, Any]:
         return {
             **self.validation.summary(),
             "version": self.version,
-            "alpha": self.alpha,
             "labels_learned": self.n_labels,
+            "temperature": round(self.model.temperature, 4),
+            "prior_strengths": dict(self.model.a),
+            "page_backoff": self.model.backoff,
         }
+
+    def drift(self) -> dict[str, dict[str, bool]]:
+        """ADWIN drift flags by signal and persona (``models.metrics``), for the metrics hook."""
+        return self.validation.drift()
 
     def snapshot(self) -> bytes:
         """The learned model as bytes: compressed JSON (see ``models.snapshot``), never code."""
@@ -309,7 +387,7 @@ class PersonaMapper:
                 "version": self.version,
                 "personas": self.personas,
                 "half_life_s": self.half_life_s,
-                "evidence": self.evidence.to_dict(),
+                "model": self.model.to_dict(),
                 "validation": self.validation.to_dict(),
             }
         )
@@ -319,7 +397,7 @@ class PersonaMapper:
         """Rebuild a mapper from :meth:`snapshot` bytes (hot swap: build, then replace).
 
         Raises ``ValueError`` (``models.snapshot.SnapshotError``) for anything else, including
-        a snapshot trained on a different persona catalog.
+        a snapshot of an older format or trained on a different persona catalog.
         """
         doc = snapshot.decode(data)
         if doc.get("format") != SNAPSHOT_FORMAT:
@@ -332,7 +410,7 @@ class PersonaMapper:
         if not isinstance(half_life, int | float) or not half_life > 0:
             raise snapshot.SnapshotError("snapshot half_life_s must be > 0")
         mapper = cls(catalog, half_life_s=float(half_life))
-        mapper.evidence = EvidenceModel.from_dict(doc.get("evidence"), catalog)
+        mapper.model = TokenModel.from_dict(doc.get("model"), catalog)
         mapper.validation = ProgressiveMetrics.from_dict(doc.get("validation"), mapper.personas)
         mapper.version = version
         return mapper

@@ -2,8 +2,10 @@
 
 Keeps log loss, accuracy and expected calibration error (10 bins on the top-1
 probability) over all labels and over a recent window. Drift is flagged with river's
-ADWIN on two signals: the per-label log loss (the model got worse) and, per persona, the
-indicator "this label is persona c" (the persona mix changed).
+ADWIN on two signals: the per-label log loss, overall and per labelled persona (the model
+got worse), and, per persona, the indicator "this label is persona c" (the persona mix
+changed). :meth:`ProgressiveMetrics.drift` reports a flag as raised for ``window`` labels
+after ADWIN detected a change, so a scrape every few seconds sees it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class ProgressiveMetrics:
         self.mix_drift = {p: drift.ADWIN(delta=0.002) for p in personas or []}
         self.mix_flags = dict.fromkeys(personas or [], False)
         self.mix_drifts = 0
+        self.window = window
+        self.persona_loss = {p: drift.ADWIN(delta=0.002) for p in personas or []}
+        self.last_drift: dict[tuple[str, str], int] = {}
 
     COUNTERS = ("n", "log_loss_sum", "correct", "bin_count", "bin_conf", "bin_hits", "drifts")
 
@@ -78,16 +83,40 @@ class ProgressiveMetrics:
         self.loss_drift.update(loss)
         self.drift_detected = bool(self.loss_drift.drift_detected)
         self.drifts += int(self.drift_detected)
+        if self.drift_detected:
+            self.last_drift[("log_loss", "all")] = self.n
+        loss_detector = self.persona_loss.get(truth)
+        if loss_detector is not None:
+            loss_detector.update(loss)
+            if loss_detector.drift_detected:
+                self.last_drift[("log_loss", truth)] = self.n
         for persona, detector in self.mix_drift.items():
             detector.update(float(persona == truth))
             self.mix_flags[persona] = bool(detector.drift_detected)
             self.mix_drifts += int(self.mix_flags[persona])
+            if self.mix_flags[persona]:
+                self.last_drift[("persona_mix", persona)] = self.n
         return {
             "log_loss": loss,
             "correct": bool(hit),
             "predicted": top,
             "confidence": conf,
             "drift": self.drift_detected or any(self.mix_flags.values()),
+        }
+
+    def drift(self) -> dict[str, dict[str, bool]]:
+        """``{signal: {persona: raised}}``: ``log_loss`` (``all`` and per labelled persona) and
+        ``persona_mix`` (per persona); raised = ADWIN detected a change in the last
+        ``window`` labels."""
+        personas = list(self.mix_drift)
+
+        def raised(signal: str, persona: str) -> bool:
+            at = self.last_drift.get((signal, persona))
+            return at is not None and self.n - at < self.window
+
+        return {
+            "log_loss": {p: raised("log_loss", p) for p in ["all", *personas]},
+            "persona_mix": {p: raised("persona_mix", p) for p in personas},
         }
 
     def ece(self) -> float | None:

@@ -67,10 +67,17 @@ class JourneyRules:
             first = next(iter(r.when))
             for value in r.when[first]:
                 self._by_item.setdefault((first, value), []).append((order, target, after, r.when))
+        self._names = sorted({name for name, _ in self._by_item})
 
     def next(self, current: str, features: Mapping[str, str]) -> str:
         rank = PHASES.index(current) if current in PHASES else 0
-        candidates = [rule for item in features.items() for rule in self._by_item.get(item, ())]
+        by_item = self._by_item
+        candidates = [
+            rule
+            for name in self._names
+            if name in features
+            for rule in by_item.get((name, features[name]), ())
+        ]
         if len(candidates) > 1:
             candidates.sort(key=lambda rule: rule[0])
         for _, target, after, when in candidates:

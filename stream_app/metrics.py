@@ -143,6 +143,23 @@ class WorkerMetrics:
         self.model_accuracy = Gauge(
             "persona_model_accuracy", "progressive-validation accuracy", registry=r
         )
+        self.model_drift = Gauge(
+            "persona_model_drift",
+            "1 while ADWIN flags a change (log_loss: the model got worse, overall or on one "
+            "persona's labels; persona_mix: that persona's share of labels), on the trainer",
+            ["signal", "persona"],
+            registry=r,
+        )
+
+    def set_drift(self, flags: dict[str, dict[str, bool]]) -> dict[str, float]:
+        """Set the drift gauges from ``PersonaMapper.drift()``; returns them as live-stats
+        keys (``drift:{signal}:{persona}``)."""
+        out = {}
+        for signal, by_persona in flags.items():
+            for persona, raised in by_persona.items():
+                self.model_drift.labels(signal, persona).set(float(raised))
+                out[f"drift:{signal}:{persona}"] = float(raised)
+        return out
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

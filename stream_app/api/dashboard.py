@@ -61,6 +61,7 @@ def build_dashboard_router(store: VisitorStore, catalog: Catalog) -> APIRouter:
         ]
         return {
             "totals": totals,
+            "model_drift": drift_flags(workers.values()),
             "candidates": candidates,
             "persona_mix": {p: (n / written if written else 0.0) for p, n in mix.items()},
             "persona_mix_basis": basis,
@@ -69,6 +70,17 @@ def build_dashboard_router(store: VisitorStore, catalog: Catalog) -> APIRouter:
         }
 
     return router
+
+
+def drift_flags(workers: Iterable[dict[str, float]]) -> list[dict[str, str]]:
+    """The model drift flags any worker's trainer raises (``drift:{signal}:{persona}``)."""
+    raised = {
+        tuple(key.split(":", 2)[1:])
+        for w in workers
+        for key, v in w.items()
+        if key.startswith("drift:") and key.count(":") == 2 and v
+    }
+    return [{"signal": s, "persona": p} for s, p in sorted(raised)]
 
 
 def persona_counts(

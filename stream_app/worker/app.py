@@ -243,7 +243,10 @@ def create_app(
     @app.timer(interval=2.0)
     async def publish_live_stats() -> None:
         try:
-            await get_store().put_worker_stats(worker_name, live.snapshot(holder.version), ttl_s=15)
+            drift = metrics.set_drift(trainer.drift())
+            await get_store().put_worker_stats(
+                worker_name, {**live.snapshot(holder.version), **drift}, ttl_s=15
+            )
         except Exception:
             log.debug("could not publish live stats", exc_info=True)
 

@@ -43,6 +43,10 @@ class Trainer:
             except (KeyError, ValueError, TypeError) as exc:
                 log.warning("skipping training example %s: %s", ex.get("event_id"), exc)
 
+    def drift(self) -> dict[str, dict[str, bool]]:
+        """ADWIN drift flags of the model being trained (empty before the first label)."""
+        return self.mapper.drift() if self.mapper is not None else {}
+
     def due(self) -> bool:
         if not self.pending:
             return False

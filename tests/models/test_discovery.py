@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from models.catalog import Catalog
 from models.discovery import PersonaDiscovery, state_vector
 from models.mapper import PersonaMapper
 
@@ -30,7 +31,7 @@ def test_empty_vector_is_ignored() -> None:
 
 def test_unexplained_group_becomes_a_candidate() -> None:
     rng = random.Random(3)
-    d = PersonaDiscovery(n_clusters=3, seed=1, min_share=0.1)
+    d = PersonaDiscovery(n_clusters=3, min_share=0.1)
     groups = {
         "docs": ({"page=docs": 0.8, "page=api": 0.2}, {"dev": 0.9, "buyer": 0.1}),
         "pricing": ({"page=pricing": 0.9, "page=compare": 0.1}, {"dev": 0.1, "buyer": 0.9}),
@@ -62,3 +63,26 @@ def test_short_visits_are_skipped(mapper: PersonaMapper) -> None:
     (cluster,) = d.summary()
     assert cluster["closest_persona"] == "tech_evaluator"
     assert cluster["distinguishing"][0]["feature"] == "page=docs"
+
+
+def test_a_persona_hidden_from_the_catalog_is_the_top_candidate(catalog: Catalog) -> None:
+    from models.evaluation import replay
+    from models.worlds import World
+
+    hidden = "loyal_customer"
+    doc = catalog.model_dump()
+    doc["personas"] = [p for p in doc["personas"] if p["id"] != hidden]
+    doc["linking_rules"] = [r for r in doc["linking_rules"] if r["persona"] != hidden]
+    doc = {k: v for k, v in doc.items() if k in ("personas", "linking_rules", "page_categories")}
+    small = Catalog.from_dict(doc)
+    mapper = PersonaMapper(small)
+    disc = PersonaDiscovery(mapper=mapper)
+    members: dict[int, list[str]] = {}
+    for v in World(catalog, seed=9, labelled_fraction=0.0).visitors(2500):
+        c = disc.learn_one(replay(mapper, v.events))
+        members.setdefault(c, []).append(v.persona)
+    top = disc.candidates()[0]
+    precision = members[top["cluster"]].count(hidden) / len(members[top["cluster"]])
+    hidden_seen = sum(ps.count(hidden) for c, ps in members.items() if c >= 0)
+    assert precision >= 0.6, precision  # base rate of the hidden persona: about 0.1
+    assert members[top["cluster"]].count(hidden) / hidden_seen >= 0.4

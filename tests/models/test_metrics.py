@@ -47,3 +47,20 @@ def test_log_loss_drift_is_flagged() -> None:
     for _ in range(300):
         m.update({"a": 0.9, "b": 0.1}, "b")
     assert m.drifts > before
+
+
+def test_drift_flags_by_signal_and_persona() -> None:
+    m = ProgressiveMetrics(["a", "b"], window=300)
+    assert m.drift() == {
+        "log_loss": {"all": False, "a": False, "b": False},
+        "persona_mix": {"a": False, "b": False},
+    }
+    for _ in range(400):  # good predictions of "a" only, then "b" labels predicted badly
+        m.update({"a": 0.95, "b": 0.05}, "a")
+    for _ in range(200):
+        m.update({"a": 0.95, "b": 0.05}, "b")
+    flags = m.drift()
+    assert flags["log_loss"]["all"] and flags["persona_mix"]["b"]
+    for _ in range(1500):  # a long steady stream: the flags clear after the window
+        m.update({"a": 0.5, "b": 0.5}, "b")
+    assert not any(f for by_persona in m.drift().values() for f in by_persona.values())

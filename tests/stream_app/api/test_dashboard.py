@@ -119,3 +119,23 @@ async def test_persona_mix_is_the_share_of_visitors_summed_over_workers(
     assert s["persona_mix"]["tech_evaluator"] == pytest.approx(0.25)
     assert s["persona_mix"]["casual_reader"] == pytest.approx(0.75)
     assert "not_in_catalog" not in s["persona_mix"]
+
+
+async def test_stats_list_the_model_drift_any_trainer_raises(
+    client: httpx.AsyncClient, store: MemoryStore
+) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from stream_app.metrics import WorkerMetrics
+
+    metrics = WorkerMetrics(CollectorRegistry())
+    flags = {"log_loss": {"all": True, "casual_reader": False}, "persona_mix": {"x": False}}
+    live = metrics.set_drift(flags)
+    assert live == {"drift:log_loss:all": 1.0, "drift:log_loss:casual_reader": 0.0,
+                    "drift:persona_mix:x": 0.0}  # fmt: skip
+    text = metrics.render().decode()
+    assert 'persona_model_drift{persona="all",signal="log_loss"} 1.0' in text
+    await store.put_worker_stats("trainer", {"events_total": 1, **live}, 15)
+    await store.put_worker_stats("other", {"events_total": 1}, 15)
+    s = (await client.get("/v1/stats")).json()
+    assert s["model_drift"] == [{"signal": "log_loss", "persona": "all"}]

@@ -1,0 +1,475 @@
+"""Per-persona likelihood of each evidence token: Dirichlet-smoothed counts, the catalog as prior.
+
+For a token of slot ``s`` with value ``v`` (see ``models.tokens``) and persona ``c``:
+
+    P_c(v) = (n_c(v) + A · q_c(v)) / (N_c(s) + A)                    categorical slots
+    q_c(v) = b(v) · exp(r_c(v)) / Σ_v' b(v') · exp(r_c(v'))           the catalog's prior
+
+* ``n_c(v)`` are the (label-weighted) counts of labelled visitors' tokens, ``A`` the prior
+  strength (pseudo-counts), ``r_c(v)`` the summed weight of the linking rules that name one
+  of the token's features, ``b(v)`` the pooled frequency of the value (add-one; uniform over
+  the known values before any label). With no labels ``P_c = q_c``: the rules decide,
+  read as "persona c sees value v exp(r) times more often than others". Conjunction rules
+  over features of two different slots (e.g. page and channel) are not represented.
+* Pages are a Markov chain per persona: the next page given the previous one (or the start
+  of a session) backs off to the persona's page frequencies ``U_c`` with strength ``B``:
+  ``P_c(v | u) = (n_c(u → v) + B · U_c(v)) / (n_c(u → ·) + B)``, and ``U_c`` is a categorical
+  slot as above. Independent pages (naive Bayes) are the special case where every row of
+  the chain equals ``U_c``.
+* The log-likelihoods are scaled by a temperature ``theta`` learned online from the labels
+  (progressive log loss, RMSprop steps): evidence that is correlated or misspecified in a
+  world gets ``theta < 1``, instead of making the posterior overconfident. (One temperature
+  per slot was measured too: on the simulated worlds its noise cost more than it gained.)
+
+Pure, count-based and incremental: learning one labelled visitor adds its token counts.
+River has no Dirichlet-multinomial with informative per-class priors; these closed-form
+counts are exact, O(1) per token and serialise to plain JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from models.catalog import CHANNELS, TOUCH_ACTIONS, TOUCH_CHANNELS, Catalog
+from models.enrich import region_of
+from models.rules import RulePrior
+from models.snapshot import SnapshotError
+from models.tokens import (
+    CODES,
+    DWELL_BINS,
+    SLOTS,
+    START,
+    TYPE_CODES,
+    VISITOR_SLOTS,
+    code,
+    dwell_bucket_of_bin,
+    split_codes,
+    touch_name,
+)
+
+CACHE_SIZE = 50_000
+THETA_RATE = 0.005
+RULE_SCALE = 0.35  # catalog weights are guesses, not calibrated log-odds: about a third
+POLYA_UNTIL = 500.0  # persona counts of a context from which the plug-in value is used
+GRID_A = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)  # prior strengths tried, per slot
+GRID_B = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 1e6)  # page backoffs tried
+THETA_DECAY = 0.99
+THETA_BOUNDS = (0.05, 2.0)
+TOUCH_TO_CHANNEL = {c: c for c in ("paid_search", "display", "social", "email")}
+_TYPE_NAMES = {v: k for k, v in TYPE_CODES.items()}
+
+
+def _hour_bucket(h: int) -> str:
+    return "night" if h < 6 else "morning" if h < 12 else "afternoon" if h < 18 else "evening"
+
+
+class TokenModel:
+    def __init__(
+        self, catalog: Catalog, prior_strength: float = 10.0, backoff: float = 10.0
+    ) -> None:
+        self.personas = catalog.persona_ids
+        self.k = len(self.personas)
+        self.prior_strength = prior_strength
+        self.backoff = backoff
+        self.rules = RulePrior(catalog)
+        pages = list(dict.fromkeys(r.category for r in catalog.page_categories))
+        self.pages = [*pages, *(["other"] if "other" not in pages else [])]
+        self.counts: dict[str, list[float]] = {}
+        self.totals: dict[str, list[float]] = {}
+        self.vocab: dict[str, set[str]] = {s: set() for s in SLOTS}
+        self.label_weight = [0.0] * self.k
+        self.n_labels = 0
+        self.temperature = 1.0
+        self.g2 = 0.0
+        # prequential log-likelihood of labelled visitors' tokens under each grid value
+        self.a_score = {s: [0.0] * len(GRID_A) for s in SLOTS}
+        self.b_score = [0.0] * len(GRID_B)
+        self.a = dict.fromkeys(SLOTS, prior_strength)
+        # page stickiness per persona: self-transitions seen, and expected from U_c
+        self.stay_seen = [0.0] * self.k
+        self.stay_expected = [0.0] * self.k
+        self.moves = [0.0] * self.k
+        self.known = self._known_values()
+        self._cache: dict[str, list[float]] = {}
+        self._raw: dict[str, list[float]] = {}
+        self._nd: dict[str, tuple[list[float], list[float], str]] = {}
+        self._late: set[str] = set()  # tokens past POLYA_UNTIL: the cached value is exact
+        self._log_z: dict[str, list[float]] = {}
+        self._base: list[float] | None = None
+
+    def _known_values(self) -> dict[str, list[str]]:
+        return {
+            "u": [],
+            "g": [],
+            "h": [CODES[h] for h in range(24)],
+            "w": ["0", "1"],
+            "c": [CODES[i] for i in range(len(CHANNELS))],
+            "p": [code(i) for i in range(len(self.pages))],
+            "d": [code(b) for b in range(DWELL_BINS)],
+            "t": [
+                CODES[i] + CODES[j]
+                for i in range(len(TOUCH_CHANNELS))
+                for j in range(len(TOUCH_ACTIONS))
+            ],
+            "f": [],
+            "y": list(TYPE_CODES.values()),
+        }
+
+    # -- what a token means to the catalog's rules -------------------------------------
+    def features_of(self, slot: str, value: str) -> dict[str, str]:
+        if slot == "u":
+            device, os_family, browser = [*value.split("/"), "", "", ""][:3]
+            return {"device": device, "os": os_family, "browser": browser}
+        if slot == "g":
+            return {"country": value, "region": region_of(value) or "other"}
+        if slot == "h":
+            return {"hour": _hour_bucket(CODES.index(value))}
+        if slot == "w":
+            return {"day": "weekend" if value == "1" else "weekday"}
+        if slot == "c":
+            return {"channel": CHANNELS[CODES.index(value)] if value in CODES else "other"}
+        if slot == "p":
+            (i,) = split_codes(value)
+            return {"page": self.pages[i], "type": "page_view"}
+        if slot == "d":
+            (b,) = split_codes(value)
+            return {"dwell": dwell_bucket_of_bin(b)}
+        if slot == "t":
+            touch = touch_name(value)
+            channel, _, action = touch.partition(":")
+            return {
+                "touch": touch,
+                "action": action,
+                "channel": TOUCH_TO_CHANNEL.get(channel, "other"),
+                "type": "touchpoint",
+            }
+        if slot == "y":
+            return {"type": _TYPE_NAMES.get(value, "other")}
+        return {}
+
+    # -- counts ----------------------------------------------------------------------------
+    @staticmethod
+    def parts(token: str) -> tuple[str, str, str]:
+        """(slot, context key, value): a page token ``p<prev><cur>`` has context ``p<prev>``."""
+        slot = token[0]
+        if slot == "p":
+            codes = split_codes(token[1:])
+            prev = START if codes[0] < 0 else code(codes[0])
+            return slot, "p" + prev, code(codes[1])
+        return slot, slot, token[1:]
+
+    def _count(self, key: str) -> list[float]:
+        return self.counts.get(key) or [0.0] * self.k
+
+    def _total(self, key: str) -> list[float]:
+        return self.totals.get(key) or [0.0] * self.k
+
+    def _pooled(self, slot: str, value: str) -> float:
+        """b(v): pooled add-one frequency of a value among the slot's known and seen values."""
+        key = ("P" if slot == "p" else slot) + value
+        vocab = len(set(self.known[slot]) | self.vocab[slot]) + 1
+        return (sum(self._count(key)) + 1.0) / (
+            sum(self._total("P" if slot == "p" else slot)) + vocab
+        )
+
+    def _log_norm(self, slot: str) -> list[float]:
+        hit = self._log_z.get(slot)
+        if hit is not None:
+            return hit
+        values = list(dict.fromkeys([*self.known[slot], *sorted(self.vocab[slot])]))
+        vocab = len(values) + 1
+        total = sum(self._total("P" if slot == "p" else slot)) + vocab
+        z = [1.0 / total] * self.k  # the unseen values' mass (no rule names them)
+        for v in values:
+            b = self._pooled(slot, v)
+            for c, r in enumerate(self.rules.scores(self.features_of(slot, v))):
+                z[c] += b * math.exp(RULE_SCALE * r)
+        out = [math.log(x) for x in z]
+        self._log_z[slot] = out
+        return out
+
+    def _prior(self, slot: str, value: str) -> list[float]:
+        """q_c(v) for every persona."""
+        b = self._pooled(slot, value)
+        r = self.rules.scores(self.features_of(slot, value))
+        return [
+            b * math.exp(RULE_SCALE * s - lz) for s, lz in zip(r, self._log_norm(slot), strict=True)
+        ]
+
+    def _categorical(self, slot: str, key: str, value: str, a: float | None = None) -> list[float]:
+        a = self.a[slot] if a is None else a
+        q = self._prior(slot, value)
+        n, tot = self._count(key), self._total("P" if slot == "p" else slot)
+        return [(n[c] + a * q[c]) / (tot[c] + a) for c in range(self.k)]
+
+    def stickiness(self) -> list[float]:
+        """s_c: the share of page moves that stay on the same category beyond what the
+        persona's page frequencies explain (visitors reading one section in a row)."""
+        return [
+            min(max((seen - exp) / (moves - exp + 1.0), 0.0), 0.95)
+            for seen, exp, moves in zip(self.stay_seen, self.stay_expected, self.moves, strict=True)
+        ]
+
+    def _backoff_target(self, context: str, value: str) -> list[float]:
+        """What a page transition backs off to: ``s_c 1[v = u] + (1 - s_c) U_c(v)``."""
+        unigram = self._categorical("p", "P" + value, value)
+        if context == "p" + START:
+            return unigram
+        same = 1.0 if context[1:] == value else 0.0
+        return [s * same + (1 - s) * u for s, u in zip(self.stickiness(), unigram, strict=True)]
+
+    def _num_den(self, token: str) -> tuple[list[float], list[float], str]:
+        """P_c(token) = num_c / den_c, and the prefix of the tokens sharing its denominator."""
+        hit = self._nd.get(token)
+        if hit is not None:
+            return hit
+        slot, context, value = self.parts(token)
+        if slot == "p":
+            target = self._backoff_target(context, value)
+            b = self.backoff
+            n, tot = self._count(token), self._total(context)
+            num = [n[c] + b * target[c] for c in range(self.k)]
+            den = [tot[c] + b for c in range(self.k)]
+        else:
+            a = self.a[slot]
+            q = self._prior(slot, value)
+            n, tot = self._count(token), self._total(slot)
+            num = [n[c] + a * q[c] for c in range(self.k)]
+            den = [tot[c] + a for c in range(self.k)]
+        out = (num, den, context)
+        if len(self._nd) >= CACHE_SIZE:
+            self._nd.clear()
+        self._late.clear()
+        self._nd[token] = out
+        return out
+
+    def log_proba(self, token: str) -> list[float]:
+        """log P_c(token) for every persona (no temperature)."""
+        hit = self._raw.get(token)
+        if hit is not None:
+            return hit
+        num, den, _ = self._num_den(token)
+        out = [math.log(x / d) if x > 0 else -50.0 for x, d in zip(num, den, strict=True)]
+        if len(self._raw) >= CACHE_SIZE:
+            self._raw.clear()
+        self._raw[token] = out
+        return out
+
+    def visitor_evidence(self, token: str, seen: Mapping[str, int]) -> list[float] | None:
+        """theta · log of the Dirichlet-compound (Polya) predictive of a token given the
+        visitor's own earlier tokens ``seen``: ``(num_c + m_v) / (den_c + m)``. While a
+        persona has few labelled observations of the context, a visitor repeating itself is
+        evidence about *its* habits more than about the persona, so repeats count less (the
+        rules alone cannot run away). None when the counts are large enough for the cached
+        plug-in value (the correction is then below ``POLYA_UNTIL``'s share)."""
+        if token in self._late:
+            return None
+        num, den, context = self._num_den(token)
+        if min(den) >= POLYA_UNTIL or token[0] in VISITOR_SLOTS:
+            self._late.add(token)
+            return None
+        m_v = seen.get(token, 0)
+        m = sum(n for t, n in seen.items() if t.startswith(context))
+        if not m:
+            return None
+        theta = self.temperature
+        return [
+            theta * math.log((x + m_v) / (d + m)) if x + m_v > 0 else -50.0
+            for x, d in zip(num, den, strict=True)
+        ]
+
+    def evidence(self, token: str) -> list[float]:
+        """theta · log P_c(token): what one token adds to a visitor's log-likelihoods."""
+        hit = self._cache.get(token)
+        if hit is not None:
+            return hit
+        theta = self.temperature
+        out = [theta * v for v in self.log_proba(token)]
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[token] = out
+        return out
+
+    def log_base(self) -> list[float]:
+        """log b(c): the persona base rate, add-one label frequencies."""
+        if self._base is None:
+            total = sum(self.label_weight) + self.k
+            self._base = [math.log((w + 1.0) / total) for w in self.label_weight]
+        return self._base
+
+    # -- learning --------------------------------------------------------------------------
+    def slot_log_likelihoods(self, tokens: Mapping[str, Any]) -> dict[str, list[float]]:
+        """Per slot, the summed log P_c of a visitor's token counts under the current model."""
+        out: dict[str, list[float]] = {}
+        for token, n in tokens.items():
+            if not (isinstance(n, int | float) and n > 0 and token and token[0] in self.a):
+                continue
+            try:
+                lp = self.log_proba(token)
+            except (ValueError, IndexError):
+                continue
+            acc = out.setdefault(token[0], [0.0] * self.k)
+            for c in range(self.k):
+                acc[c] += n * lp[c]
+        return out
+
+    def predict(self, slot_ll: Mapping[str, list[float]]) -> list[float]:
+        logits = list(self.log_base())
+        for ll in slot_ll.values():
+            for c in range(self.k):
+                logits[c] += self.temperature * ll[c]
+        top = max(logits)
+        exps = [math.exp(v - top) for v in logits]
+        total = sum(exps)
+        return [e / total for e in exps]
+
+    def fit_temperature(
+        self, slot_ll: Mapping[str, list[float]], proba: list[float], truth: int, weight: float
+    ) -> None:
+        """One RMSprop step on the log loss of a labelled visitor for the temperature."""
+        total = [sum(ll[c] for ll in slot_ll.values()) for c in range(self.k)]
+        g = weight * sum((proba[c] - (c == truth)) * total[c] for c in range(self.k))
+        self.g2 = THETA_DECAY * self.g2 + (1 - THETA_DECAY) * g * g
+        theta = self.temperature - THETA_RATE * g / math.sqrt(self.g2 + 1e-9)
+        self.temperature = min(max(theta, THETA_BOUNDS[0]), THETA_BOUNDS[1])
+
+    def select(self, tokens: Mapping[str, Any], truth: int, weight: float) -> None:
+        """Empirical Bayes, online: score every prior strength (per slot) and page backoff
+        by the log-likelihood of this labelled visitor's tokens *before* learning them, and
+        use the best so far. Call before :meth:`add`."""
+        for token, n in tokens.items():
+            if not (isinstance(n, int | float) and n > 0 and token and token[0] in self.a):
+                continue
+            try:
+                slot, context, value = self.parts(token)
+            except (ValueError, IndexError):
+                continue
+            w = weight * float(n)
+            key, tot_key = ("P" + value, "P") if slot == "p" else (token, slot)
+            q = self._prior(slot, value)[truth]
+            n_c, tot = self._count(key)[truth], self._total(tot_key)[truth]
+            scores = self.a_score[slot]
+            for i, a in enumerate(GRID_A):
+                scores[i] += w * math.log((n_c + a * q) / (tot + a))
+            if slot == "p":
+                u = self._backoff_target(context, value)[truth]
+                n_t, tot_t = self._count(token)[truth], self._total(context)[truth]
+                for i, b in enumerate(GRID_B):
+                    self.b_score[i] += w * math.log((n_t + b * u) / (tot_t + b))
+        for slot, scores in self.a_score.items():
+            if any(scores):
+                self.a[slot] = GRID_A[max(range(len(GRID_A)), key=scores.__getitem__)]
+        if any(self.b_score):
+            self.backoff = GRID_B[max(range(len(GRID_B)), key=self.b_score.__getitem__)]
+
+    def add(self, tokens: Mapping[str, Any], truth: int, weight: float) -> None:
+        """Add a labelled visitor's token counts (weighted) to persona ``truth``."""
+        for token, n in tokens.items():
+            if not (isinstance(n, int | float) and n > 0 and token and token[0] in self.a):
+                continue
+            try:
+                slot, context, value = self.parts(token)
+            except (ValueError, IndexError):
+                continue
+            w = weight * float(n)
+            keys = [(token, context)]
+            if slot == "p":
+                keys.append(("P" + value, "P"))
+                if context != "p" + START:
+                    prev = context[1:]
+                    self.moves[truth] += w
+                    self.stay_seen[truth] += w * (prev == value)
+                    self.stay_expected[truth] += w * self._categorical("p", "P" + prev, prev)[truth]
+            for key, ctx in keys:
+                self.counts.setdefault(key, [0.0] * self.k)[truth] += w
+                self.totals.setdefault(ctx, [0.0] * self.k)[truth] += w
+            self.vocab[slot].add(value)
+        self.label_weight[truth] += weight
+        self.n_labels += 1
+        self.clear_cache()
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self._raw.clear()
+        self._nd.clear()
+        self._late.clear()
+        self._log_z.clear()
+        self._base = None
+
+    # -- snapshots ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prior_strength": self.prior_strength,
+            "backoff": self.backoff,
+            "pages": self.pages,
+            "counts": {t: [round(x, 6) for x in v] for t, v in self.counts.items()},
+            "label_weight": self.label_weight,
+            "n_labels": self.n_labels,
+            "temperature": self.temperature,
+            "g2": self.g2,
+            "a": self.a,
+            "a_score": self.a_score,
+            "b_score": self.b_score,
+            "stay": [self.stay_seen, self.stay_expected, self.moves],
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any, catalog: Catalog) -> TokenModel:
+        if not isinstance(doc, dict):
+            raise SnapshotError("token model must be an object")
+        try:
+            out = cls(catalog, float(doc["prior_strength"]), float(doc["backoff"]))
+            if doc["pages"] != out.pages:
+                raise SnapshotError("snapshot was trained on different page categories")
+            weights = [float(x) for x in doc["label_weight"]]
+            temperature, g2 = float(doc["temperature"]), float(doc["g2"])
+            n_labels = int(doc["n_labels"])
+            a = {s: float(doc["a"][s]) for s in SLOTS}
+            a_score = {s: [float(x) for x in doc["a_score"][s]] for s in SLOTS}
+            b_score = [float(x) for x in doc["b_score"]]
+            stay = [[float(x) for x in row] for row in doc["stay"]]
+            if len(stay) != 3 or any(len(row) != out.k for row in stay):
+                raise SnapshotError("bad token model in snapshot: stickiness")
+            if len(b_score) != len(GRID_B) or any(len(v) != len(GRID_A) for v in a_score.values()):
+                raise SnapshotError("bad token model in snapshot: grid scores")
+            counts = doc["counts"]
+            if not isinstance(counts, dict):
+                raise SnapshotError("counts must be an object")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SnapshotError(f"bad token model in snapshot: {exc!r}") from None
+        numbers = [*weights, temperature, g2, *a.values(), out.prior_strength]
+        numbers.append(out.backoff)
+        scores = [*b_score, *(x for v in a_score.values() for x in v), *stay[0], *stay[1]]
+        if not all(math.isfinite(x) for x in scores) or min(a.values()) <= 0:
+            raise SnapshotError("bad token model in snapshot: grid scores")
+        if len(weights) != out.k or not all(math.isfinite(x) and x >= 0 for x in numbers):
+            raise SnapshotError("bad token model in snapshot: parameters")
+        if not (out.prior_strength > 0 and out.backoff > 0 and n_labels >= 0):
+            raise SnapshotError("bad token model in snapshot: non-positive parameter")
+        out.label_weight, out.temperature, out.g2, out.n_labels = weights, temperature, g2, n_labels
+        out.a, out.a_score, out.b_score = a, a_score, b_score
+        out.stay_seen, out.stay_expected, out.moves = stay
+        for key, values in counts.items():
+            if not (isinstance(key, str) and len(key) >= 2 and isinstance(values, list)):
+                raise SnapshotError("bad token model in snapshot: counts")
+            if len(values) != out.k or not all(
+                isinstance(x, int | float) and math.isfinite(x) and x >= 0 for x in values
+            ):
+                raise SnapshotError(f"bad token model in snapshot: counts of {key[:20]!r}")
+            out.counts[key] = [float(x) for x in values]
+            if key[0] == "P":
+                ctx, slot, value = "P", "p", key[1:]
+            else:
+                try:
+                    slot, ctx, value = out.parts(key)
+                except (ValueError, IndexError):
+                    raise SnapshotError(f"bad token in snapshot: {key[:20]!r}") from None
+                if slot not in out.a:
+                    raise SnapshotError(f"bad token in snapshot: {key[:20]!r}")
+            total = out.totals.setdefault(ctx, [0.0] * out.k)
+            for c, x in enumerate(out.counts[key]):
+                total[c] += x
+            out.vocab[slot].add(value)
+        return out
