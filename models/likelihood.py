@@ -17,9 +17,10 @@ For a token of slot ``s`` with value ``v`` (see ``models.tokens``) and persona `
   slot as above. Independent pages (naive Bayes) are the special case where every row of
   the chain equals ``U_c``.
 * The log-likelihoods are scaled by a temperature ``theta`` learned online from the labels
-  (progressive log loss, RMSprop steps): evidence that is correlated or misspecified in a
-  world gets ``theta < 1``, instead of making the posterior overconfident. (One temperature
-  per slot was measured too: on the simulated worlds its noise cost more than it gained.)
+  (progressive log loss, RMSprop steps, averaged over the recent ones): evidence that is
+  correlated or misspecified in a world gets ``theta < 1``, instead of making the posterior
+  overconfident. (One temperature per slot was measured too: on the simulated worlds its
+  noise cost more than it gained.)
 
 Pure, count-based and incremental: learning one labelled visitor adds its token counts.
 River has no Dirichlet-multinomial with informative per-class priors; these closed-form
@@ -56,6 +57,7 @@ POLYA_UNTIL = 500.0  # persona counts of a context from which the plug-in value 
 GRID_A = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)  # prior strengths tried, per slot
 GRID_B = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 1e6)  # page backoffs tried
 THETA_DECAY = 0.99
+THETA_AVERAGE = 0.005  # the temperature used averages the last ~200 steps
 THETA_BOUNDS = (0.05, 2.0)
 TOUCH_TO_CHANNEL = {c: c for c in ("paid_search", "display", "social", "email")}
 _TYPE_NAMES = {v: k for k, v in TYPE_CODES.items()}
@@ -81,7 +83,8 @@ class TokenModel:
         self.vocab: dict[str, set[str]] = {s: set() for s in SLOTS}
         self.label_weight = [0.0] * self.k
         self.n_labels = 0
-        self.temperature = 1.0
+        self.temperature = 1.0  # what scoring uses: the running average of theta_step
+        self.theta_step = 1.0
         self.g2 = 0.0
         # prequential log-likelihood of labelled visitors' tokens under each grid value
         self.a_score = {s: [0.0] * len(GRID_A) for s in SLOTS}
@@ -332,8 +335,10 @@ class TokenModel:
         total = [sum(ll[c] for ll in slot_ll.values()) for c in range(self.k)]
         g = weight * sum((proba[c] - (c == truth)) * total[c] for c in range(self.k))
         self.g2 = THETA_DECAY * self.g2 + (1 - THETA_DECAY) * g * g
-        theta = self.temperature - THETA_RATE * g / math.sqrt(self.g2 + 1e-9)
-        self.temperature = min(max(theta, THETA_BOUNDS[0]), THETA_BOUNDS[1])
+        theta = self.theta_step - THETA_RATE * g / math.sqrt(self.g2 + 1e-9)
+        self.theta_step = min(max(theta, THETA_BOUNDS[0]), THETA_BOUNDS[1])
+        # Score with the average of the recent iterates (Polyak): the steps' noise averages out.
+        self.temperature += THETA_AVERAGE * (self.theta_step - self.temperature)
 
     def select(self, tokens: Mapping[str, Any], truth: int, weight: float) -> None:
         """Empirical Bayes, online: score every prior strength (per slot) and page backoff
@@ -408,6 +413,7 @@ class TokenModel:
             "label_weight": self.label_weight,
             "n_labels": self.n_labels,
             "temperature": self.temperature,
+            "theta_step": self.theta_step,
             "g2": self.g2,
             "a": self.a,
             "a_score": self.a_score,
@@ -425,6 +431,7 @@ class TokenModel:
                 raise SnapshotError("snapshot was trained on different page categories")
             weights = [float(x) for x in doc["label_weight"]]
             temperature, g2 = float(doc["temperature"]), float(doc["g2"])
+            theta_step = float(doc["theta_step"])
             n_labels = int(doc["n_labels"])
             a = {s: float(doc["a"][s]) for s in SLOTS}
             a_score = {s: [float(x) for x in doc["a_score"][s]] for s in SLOTS}
@@ -439,7 +446,7 @@ class TokenModel:
                 raise SnapshotError("counts must be an object")
         except (KeyError, TypeError, ValueError) as exc:
             raise SnapshotError(f"bad token model in snapshot: {exc!r}") from None
-        numbers = [*weights, temperature, g2, *a.values(), out.prior_strength]
+        numbers = [*weights, temperature, theta_step, g2, *a.values(), out.prior_strength]
         numbers.append(out.backoff)
         scores = [*b_score, *(x for v in a_score.values() for x in v), *stay[0], *stay[1]]
         if not all(math.isfinite(x) for x in scores) or min(a.values()) <= 0:
@@ -449,6 +456,7 @@ class TokenModel:
         if not (out.prior_strength > 0 and out.backoff > 0 and n_labels >= 0):
             raise SnapshotError("bad token model in snapshot: non-positive parameter")
         out.label_weight, out.temperature, out.g2, out.n_labels = weights, temperature, g2, n_labels
+        out.theta_step = theta_step
         out.a, out.a_score, out.b_score = a, a_score, b_score
         out.stay_seen, out.stay_expected, out.moves = stay
         for key, values in counts.items():

@@ -125,7 +125,7 @@ def test_two_thousand_labels_near_the_oracle(catalog: Catalog, kind: str) -> Non
         ((mapper.score(replay(mapper, v.events)), v.persona) for v in held_out),
         catalog.persona_ids,
     )
-    # bench_models.py measures 1.03 (A) and 1.09 (B) on its seed; the bound leaves room for this one
+    # bench_models.py measures 1.04 (A) and 1.08 (B) on its seed; the bound leaves room for this one
     assert r["log_loss"] <= 1.15 * oracle["log_loss"], (r["log_loss"], oracle["log_loss"])
     assert r["ece"] <= 0.035
     if kind == "sessions":
