@@ -72,3 +72,13 @@ def forgotten_marker(visitor_id: str, at: float) -> dict[str, Any]:
 
 def is_forgotten(state: dict[str, Any]) -> bool:
     return "forgotten_at" in state
+
+
+def opted_out_marker(visitor_id: str, at: float) -> dict[str, Any]:
+    """A visitor who opted out (consent): forgotten, and every later event is dropped
+    until an ``opt_in``. Unlike a forget marker it does not expire."""
+    return {"visitor_id": visitor_id, "forgotten_at": at, "opted_out": True}
+
+
+def is_opted_out(state: dict[str, Any]) -> bool:
+    return bool(state.get("opted_out"))
