@@ -1,6 +1,6 @@
 """The durable home of the visitor states: Redis, written with a compare-and-set.
 
-One key per visitor, ``{prefix}state:{id}``, holds a header line and the state's JSON:
+One key per visitor, ``{prefix}state:{digest of the id}``, holds a header line and the state's JSON:
 
     <events offset>,<control offset>\\t<assigned top persona>\\n<orjson of the state>
 
@@ -30,6 +30,7 @@ the visitors of a partition by assigned top persona (the persona mix gauge).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,7 +238,10 @@ class StateStore:
 
     # -- key names (additions documented in README, "Redis keys") -------------------------
     def state_key(self, visitor_id: str) -> str:
-        return f"{self.prefix}state:{visitor_id}"
+        """Named by a digest of the id: the marker a DELETE leaves (to refuse events sent
+        before it) must not keep the id in a key name, and it is shorter than a UUID."""
+        digest = hashlib.blake2b(visitor_id.encode(), digest_size=12).hexdigest()
+        return f"{self.prefix}state:{digest}"
 
     def offsets_key(self) -> str:
         return f"{self.prefix}offsets:{self.group}"
