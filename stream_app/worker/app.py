@@ -14,31 +14,26 @@ import json
 import logging
 import os
 import socket
-import time
 from typing import Any
 
 import faust
 from redis.asyncio import Redis
 
 from models.catalog import Catalog
-from models.discovery import PersonaDiscovery
 from stream_app.metrics import WorkerMetrics
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore
 from stream_app.store.redis_store import RedisStore
 from stream_app.store.state_store import StateStore
-from stream_app.worker.batch import BatchProcessor, Outcome
+from stream_app.worker.batch import BatchProcessor
 from stream_app.worker.events_consumer import EventsConsumer, KafkaEmitter
-from stream_app.worker.lag import LagGauge
-from stream_app.worker.live_stats import LiveStats
+from stream_app.worker.housekeeping import Housekeeping
 from stream_app.worker.model_holder import ModelHolder
 from stream_app.worker.model_sync import MODEL_KEY, ModelSync
 from stream_app.worker.pipeline import Pipeline
 from stream_app.worker.trainer import Trainer
 
 log = logging.getLogger(__name__)
-
-DISCOVERY_SAMPLE = 10
 
 
 def faust_broker(bootstrap: str) -> list[str]:
@@ -133,13 +128,6 @@ def create_app(
         training_topic=settings.topic_training,
         ttl_s=settings.visitor_ttl_s,
     )
-    live = LiveStats()
-
-    def observe(outcome: Outcome) -> None:
-        record_batch(metrics, outcome, holder, settings)
-        live.record(outcome.result, outcome.latencies)
-        feed_discovery(outcome.result)
-
     consumer = EventsConsumer(
         processor,
         states,
@@ -149,8 +137,18 @@ def create_app(
         batch_max_events=settings.batch_max_events,
         batch_within_ms=settings.batch_within_ms,
         session_timeout_s=settings.kafka_session_timeout_s,
-        on_outcome=observe,
     )
+    house = Housekeeping(
+        settings,
+        metrics,
+        holder,
+        states,
+        get_store,
+        consumer,
+        catalog.persona_ids,
+        f"{socket.gethostname()}:{os.getpid()}",
+    )
+    consumer.on_outcome = house.observe
 
     @app.task
     async def follow_models() -> None:
@@ -201,87 +199,12 @@ def create_app(
         if trainer.due() and streams:
             await publish_model()
 
-    worker_name = f"{socket.gethostname()}:{os.getpid()}"
-    discovery = PersonaDiscovery(mapper=holder.mapper)
-    sampled = [0]
-
-    def feed_discovery(result: Any) -> None:
-        """Every 10th visitor update feeds the online clustering (it costs ~100 µs each)."""
-        for state in result.states.values():
-            sampled[0] += 1
-            if sampled[0] % DISCOVERY_SAMPLE or not state.get("model") or not state.get("personas"):
-                continue
-            try:
-                discovery.learn_one(state["model"], personas=state["personas"])
-            except Exception:
-                log.debug("discovery skipped a state", exc_info=True)
-
-    @app.timer(interval=30.0)
-    async def publish_discovery() -> None:
-        try:
-            found = discovery.candidates()
-            await get_store().put_discovery(worker_name, found, ttl_s=120)
-        except Exception:
-            log.warning("could not publish candidate personas", exc_info=True)
-
-    @app.timer(interval=2.0)
-    async def publish_live_stats() -> None:
-        try:
-            await get_store().put_worker_stats(worker_name, live.snapshot(holder.version), ttl_s=15)
-        except Exception:
-            log.debug("could not publish live stats", exc_info=True)
-
-    lag_gauge = LagGauge(metrics.consumer_lag)
-
-    @app.timer(interval=5.0)
-    async def measure_consumer_lag() -> None:
-        try:
-            lag = await consumer.lag()
-        except Exception:
-            log.debug("could not measure consumer lag", exc_info=True)
-            return
-        lag_gauge.update(lag)
-        live.lag_messages = sum(lag.values())
-
-    def owned_events_partitions() -> list[int]:
-        return sorted(tp.partition for tp in consumer.assigned if tp.topic == settings.topic_events)
-
-    @app.timer(interval=10.0)
-    async def count_persona_mix() -> None:
-        """Visitors per assigned top persona over this worker's partitions (kept in Redis
-        by the commit script), so the sum over workers is the persona mix."""
-        try:
-            counts = await states.mix(owned_events_partitions())
-        except Exception:
-            log.debug("could not count the persona mix", exc_info=True)
-            return
-        for persona, n in counts.items():
-            metrics.visitors.labels(persona).set(n)
-        live.visitors = counts
-
-    @app.timer(interval=float(settings.state_sweep_interval_s))
-    async def expire_visitors() -> None:
-        """Visitors idle for PERSONA_VISITOR_TTL_S leave: state, record, audiences, mix."""
-        removed = 0
-        try:
-            for partition in owned_events_partitions():
-                while n := await states.expire_due(partition, time.time()):
-                    removed += n
-        except Exception:
-            log.warning("visitor expiry failed; next try at the next sweep", exc_info=True)
-        if removed:
-            metrics.visitors_expired.inc(removed)
-            log.info("expired %d visitors idle for %ds", removed, settings.visitor_ttl_s)
-
-    @app.timer(interval=300.0)
-    async def sweep_audiences() -> None:
-        """Audience members whose ps:visitor record expired (TTL) leave the audience."""
-        try:
-            removed = await get_store().sweep_audiences(catalog.persona_ids)
-            if removed:
-                log.info("swept %d expired visitors from audiences", removed)
-        except Exception:
-            log.warning("audience sweep failed; next try in 5 minutes", exc_info=True)
+    app.timer(interval=30.0)(house.publish_discovery)
+    app.timer(interval=2.0)(house.publish_live_stats)
+    app.timer(interval=5.0)(house.measure_consumer_lag)
+    app.timer(interval=10.0)(house.count_persona_mix)
+    app.timer(interval=float(settings.state_sweep_interval_s))(house.expire_visitors)
+    app.timer(interval=300.0)(house.sweep_audiences)
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
@@ -293,40 +216,6 @@ def create_app(
         "trainer": trainer,
         "consumer": consumer,
         "states": states,
+        "housekeeping": house,
     }
     return app
-
-
-def record_batch(
-    metrics: WorkerMetrics, outcome: Outcome, holder: ModelHolder, settings: Settings
-) -> None:
-    result = outcome.result
-    for topic, n in outcome.effects.items():
-        metrics.produced.labels(topic).inc(n)
-    metrics.consumed.labels(settings.topic_events).inc(outcome.consumed_events)
-    if outcome.consumed_control:
-        metrics.consumed.labels(settings.topic_control).inc(outcome.consumed_control)
-    metrics.batch_seconds.observe(outcome.pipeline_seconds)
-    metrics.redis_write.observe(outcome.redis_seconds)
-    for latency in outcome.latencies:
-        metrics.event_to_redis.observe(latency)
-    if result.opted_out:
-        metrics.opted_out.inc(result.opted_out)
-    for error in result.emit_errors:
-        log.error("could not build the record of %s", error)
-    for dead in result.dead_letters:
-        log.warning("dead letter (%s) from %s: %s", dead.reason, dead.source, dead.detail)
-    for kind, n in result.by_type.items():
-        metrics.events.labels(kind).inc(n)
-    metrics.duplicates.inc(result.duplicates)
-    if result.forgotten_discarded:
-        metrics.forgotten_discarded.inc(result.forgotten_discarded)
-    for dead in result.dead_letters:
-        metrics.dead_letters.labels(dead.reason).inc()
-    for w in result.writes:
-        metrics.top_persona.labels(w.record["top"]["persona"]).inc()
-    metrics.model_version.set(holder.version)
-    summary = holder.mapper.metrics()
-    if summary.get("log_loss") is not None:
-        metrics.model_log_loss.set(summary["log_loss"])
-        metrics.model_accuracy.set(summary["accuracy"])

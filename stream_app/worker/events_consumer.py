@@ -44,7 +44,7 @@ class KafkaEmitter:
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             acks="all",
-            linger_ms=5,
+            linger_ms=1,  # the batch waits for the acks anyway
             max_batch_size=1024 * 1024,
             request_timeout_ms=15000,
         )
@@ -233,7 +233,8 @@ class EventsConsumer:
         else:
             for (topic, partition), offset in outcome.next_offsets.items():
                 self.committed[TopicPartition(topic, partition)] = offset
-        self.on_outcome(outcome)
+        if not outcome.conflicts:  # a refused batch is counted when it is applied
+            self.on_outcome(outcome)
 
     async def _commit_to_kafka(self, consumer: AIOKafkaConsumer) -> None:
         """Kafka's committed offsets mirror Redis's, for lag monitoring only."""
