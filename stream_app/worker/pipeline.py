@@ -255,7 +255,8 @@ class Pipeline:
             if found is FORGOTTEN:
                 return
             current = found or vs.new_state(vid)
-            if vs.already_processed(current, event["event_id"]):
+            short = vs.short_id(event["event_id"])
+            if vs.already_processed(current, short):
                 result.duplicates += 1
                 return
             if current.get("merged_into"):
@@ -267,7 +268,7 @@ class Pipeline:
                 return
             step = "update_state"
             state = vs.copy_for_update(current)
-            vs.remember(state, event["event_id"], self.dedup_window)
+            vs.remember(state, short, self.dedup_window)
             vs.count_event(state, event)
             step = "score"
             self._score(state, event, result)

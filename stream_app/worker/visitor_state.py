@@ -51,15 +51,16 @@ def short_id(event_id: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
-def already_processed(state: dict[str, Any], event_id: str) -> bool:
-    return short_id(event_id) in state["recent_ids"]
+def already_processed(state: dict[str, Any], short: str) -> bool:
+    """``short``: the event id's :func:`short_id`."""
+    return short in state["recent_ids"]
 
 
-def remember(state: dict[str, Any], event_id: str, window: int) -> None:
-    """Keep the last ``window`` event ids (short hashes) against client retries; replays
-    after a crash or a rebalance are skipped by offset before they get here."""
+def remember(state: dict[str, Any], short: str, window: int) -> None:
+    """Keep the last ``window`` event ids (their :func:`short_id`) against client retries;
+    replays after a crash or a rebalance are skipped by offset before they get here."""
     ids = state["recent_ids"]
-    ids.append(short_id(event_id))
+    ids.append(short)
     if len(ids) > window:
         del ids[: len(ids) - window]
 
