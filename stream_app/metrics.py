@@ -74,6 +74,11 @@ class WorkerMetrics:
             "events dropped because they were sent before their visitor was deleted",
             registry=r,
         )
+        self.opted_out = Counter(
+            "persona_worker_events_opted_out_total",
+            "events dropped, not profiled, because their visitor opted out (consent)",
+            registry=r,
+        )
         self.dead_letters = Counter(
             "persona_worker_dead_letters_total",
             "messages sent to the DLQ, by reason",
@@ -113,7 +118,7 @@ class WorkerMetrics:
         )
         self.visitors_expired = Counter(
             "persona_worker_visitors_expired_total",
-            "visitor states dropped from the table after PERSONA_VISITOR_TTL_S without activity",
+            "visitors expired (state, record, audiences) after PERSONA_VISITOR_TTL_S idle",
             registry=r,
         )
         self.consumed = Counter(
@@ -130,7 +135,7 @@ class WorkerMetrics:
         )
         self.consumer_lag = Gauge(
             "persona_worker_consumer_lag_messages",
-            "messages on the broker not yet committed by this worker, per assigned partition",
+            "messages on the broker not yet applied and stored by this worker, per partition",
             ["topic", "partition"],
             registry=r,
         )

@@ -34,7 +34,10 @@ class Settings(BaseSettings):
     kafka_session_timeout_s: float = Field(
         10.0, gt=0, description="consumer session timeout: how soon a dead worker's partitions move"
     )
-    consumer_group: str = Field("persona-stream", description="faust app id / consumer group")
+    consumer_group: str = Field(
+        "persona-stream",
+        description="consumer group of the events path (faust's own group: <group>-faust)",
+    )
 
     # --- Redis -----------------------------------------------------------------
     redis_url: SecretStr = Field(SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL")
@@ -42,10 +45,10 @@ class Settings(BaseSettings):
     visitor_ttl_s: int = Field(
         30 * 24 * 3600,
         ge=60,
-        description="TTL of ps:visitor:{id}; the worker's table drops states idle that long",
+        description="a visitor idle that long expires: state, record, audiences (Redis)",
     )
     state_sweep_interval_s: int = Field(
-        600, ge=1, description="how often a worker drops expired visitor states from its table"
+        600, ge=1, description="how often a worker expires the idle visitors of its partitions"
     )
     batch_max_events: int = Field(
         1000, ge=1, le=100_000, description="most events the worker processes in one batch"

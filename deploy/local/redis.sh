@@ -4,13 +4,15 @@
 #   bash deploy/local/redis.sh start|stop|status|wait [timeout_s]
 #
 #   PERSONA_REDIS_PORT  port on 127.0.0.1 (default 6379)
-#   PERSONA_REDIS_DIR   pid file, log, working dir (default var/redis, or var/redis-<port>
-#                       for a non-default port)
+#   PERSONA_REDIS_DIR   pid file, log, working dir and the append-only file (default
+#                       var/redis, or var/redis-<port> for a non-default port)
+#   PERSONA_REDIS_APPENDFSYNC  AOF fsync policy: everysec (default) | always | no
 #
 # start: reuses a Redis that already answers PING on the port; otherwise starts one
-# (daemonized, no persistence: save "" and appendonly no) and waits for PONG.
-# stop: only the Redis this script started (pid file + command line check),
-# with `redis-cli shutdown nosave`.
+# (daemonized, durable: appendonly yes, RDB snapshots off) and waits for PONG. The visitor
+# states live in Redis (README, "Durability"): a restart replays the AOF in $DIR.
+# stop: only the Redis this script started (pid file + command line check), with
+# `redis-cli shutdown nosave` (the AOF is flushed and fsynced on shutdown).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PORT="${PERSONA_REDIS_PORT:-6379}"
@@ -56,9 +58,11 @@ do_start() {
   rm -f "$PIDF"
   t0=$(now_ms)
   redis-server --bind 127.0.0.1 --port "$PORT" --daemonize yes --pidfile "$PIDF" \
-    --logfile "$DIR/redis.log" --dir "$DIR" --save "" --appendonly no 9>&- \
+    --logfile "$DIR/redis.log" --dir "$DIR" --save "" \
+    --appendonly yes --appendfsync "${PERSONA_REDIS_APPENDFSYNC:-everysec}" \
+    --aof-load-truncated yes --aof-use-rdb-preamble yes 9>&- \
     || { err "redis-server failed to start; see $DIR/redis.log"; return 1; }
-  wait_ready 30
+  wait_ready 120  # loading a large AOF takes a while
   log "started on 127.0.0.1:$PORT in $(( $(now_ms) - t0 )) ms (pid $(cat "$PIDF" 2>/dev/null), log $DIR/redis.log)"
 }
 

@@ -60,7 +60,8 @@ def build_lookup_router(
             await producer.send_raw(settings.topic_assignments, canonical.encode(), None)
         except KafkaUnavailable as exc:
             return JSONResponse({"error": f"not forgotten, retry later: {exc}"}, status_code=503)
-        found = await store.delete(visitor_id)
+        # The worker may have forgotten it already (it deletes too): found is what was read.
+        found = await store.delete(visitor_id) or bool(record)
         return {"visitor_id": canonical, "deleted": found}
 
     # The catalog part of each persona does not change while the process runs.

@@ -1,12 +1,10 @@
-"""The visitor table forgets what Redis forgets.
+"""When a visitor expires: ``PERSONA_VISITOR_TTL_S`` after its last activity.
 
-``ps:visitor:{id}`` expires ``PERSONA_VISITOR_TTL_S`` after its last write; without the same
-rule the worker's table (in memory, ≈8 KB per visitor) would keep every visitor ever seen.
-A state expires when its last activity is older than the TTL: the newest event time for a
-visitor (``last_seen``, also kept current on the marker of a merged visitor while its
-events are forwarded) and the deletion time for a forget marker. A state without either is
-kept. Pure: the worker's timer takes a snapshot, asks which keys expired, and deletes
-those still unchanged.
+The last activity is the newest event time for a visitor (``last_seen``, also kept current
+on the marker of a merged visitor while its events are forwarded) and the deletion time
+for a forget marker. A state without either is kept. Pure: each batch stores, per visitor,
+when that happens (``ps:expiry:*``, see stream_app/store/state_store.py), and the worker
+owning the partition expires state, record and audiences together then.
 """
 
 from __future__ import annotations

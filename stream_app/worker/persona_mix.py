@@ -1,7 +1,8 @@
 """The persona mix: how many of a worker's visitors have each persona as their top one.
 
-Counted over the visitor states the worker holds (its partitions of the table), by the
-*assigned* top persona (the one published to retargeting, with hysteresis), so a visitor
+Counted per partition in Redis (``ps:mix:*``, kept by each visitor's commit from
+:func:`top_persona` of its old and new state), by the *assigned* top persona (the one
+published to retargeting, with hysteresis), so a visitor
 counts once however often it is updated. Markers of merged or forgotten visitors are not
 visitors. Summed over workers, each persona's count divided by the total is the share
 of visitors per top persona.

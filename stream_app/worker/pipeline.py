@@ -12,6 +12,7 @@ visitor's state stays as it was before that message.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ class RawMessage:
     source: str = ""  # topic/partition@offset, for dead letters
     control: bool = False  # from the internal control topic (forget requests)
     timestamp: float | None = None  # the Kafka record's timestamp (s since the epoch)
+    offset: int = -1  # the Kafka offset (-1: unknown, never skipped as a replay)
 
 
 @dataclass
@@ -56,10 +58,18 @@ class BatchResult:
     processed: int = 0
     duplicates: int = 0
     forgotten_discarded: int = 0  # sent before their visitor was forgotten: dropped
+    opted_out: int = 0  # events of visitors who opted out: dropped, not profiled
+    replayed: int = 0  # at or below the visitor's applied offset: applied already, skipped
     by_type: dict[str, int] = field(default_factory=dict)
+    # visitor_id -> (events, control) offsets of the last messages applied to its new state
+    offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
+    forget_requests: list[str] = field(default_factory=list)  # ids to forget via control
+    opted_out_ids: list[str] = field(default_factory=list)  # markers that never expire
 
 
 StateGetter = Callable[[str], dict[str, Any] | None]
+OffsetsGetter = Callable[[str], tuple[int, int]]
+NO_OFFSETS = (-1, -1)
 FORGOTTEN: dict[str, Any] = {"forgotten": True}  # sentinel: the message must be dropped
 
 
@@ -78,15 +88,27 @@ class Pipeline:
         audience_threshold: float = 0.5,
         hysteresis: float = 0.1,
         hash_pii: bool = True,
+        enrich: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
         self.model = model
+        # One place to enrich a decoded event before routing (e.g. geo's fill_location).
+        self.enrich = enrich
+        self._applied: OffsetsGetter | None = None
         self.dedup_window = dedup_window
         self.audience_threshold = audience_threshold
         self.hysteresis = hysteresis
         self.hash_pii = hash_pii
 
-    def process(self, messages: Iterable[RawMessage], get_state: StateGetter) -> BatchResult:
+    def process(
+        self,
+        messages: Iterable[RawMessage],
+        get_state: StateGetter,
+        applied: OffsetsGetter | None = None,
+    ) -> BatchResult:
+        """``applied(visitor_id)``: the offsets of the last messages applied to the stored
+        state; a message at or below them is a replay and is skipped."""
         result = BatchResult()
+        self._applied = applied
         for msg in messages:
             if msg.control:
                 self._control(msg, get_state, result)
@@ -101,6 +123,35 @@ class Pipeline:
             except Exception as exc:  # one broken state must not stop the stream
                 result.emit_errors.append(f"{vid}: {type(exc).__name__}: {exc}")
         return result
+
+    # -- offsets -------------------------------------------------------------------------
+    def _offsets(self, vid: str, result: BatchResult) -> tuple[int, int]:
+        found = result.offsets.get(vid)
+        if found is not None:
+            return found
+        return self._applied(vid) if self._applied else NO_OFFSETS
+
+    def _replayed(self, vid: str, msg: RawMessage, result: BatchResult) -> bool:
+        if msg.offset < 0:
+            return False
+        if msg.offset <= self._offsets(vid, result)[1 if msg.control else 0]:
+            result.replayed += 1
+            return True
+        return False
+
+    def _put(self, vid: str, state: dict[str, Any], msg: RawMessage, result: BatchResult) -> None:
+        """The visitor's new state, and the offset of the message that made it."""
+        result.states[vid] = state
+        if msg.offset >= 0:
+            e, c = self._offsets(vid, result)
+            result.offsets[vid] = (
+                (e, max(c, msg.offset))
+                if msg.control
+                else (
+                    max(e, msg.offset),
+                    c,
+                )
+            )
 
     # -- steps ---------------------------------------------------------------------------
     def _control(self, msg: RawMessage, get_state: StateGetter, result: BatchResult) -> None:
@@ -121,12 +172,19 @@ class Pipeline:
                 )
             )
             return
+        if self._replayed(target, msg, result):
+            return
         if op == CONTROL_FORGET:
             # A marker, not nothing: an event sent before the DELETE but consumed after it
             # (another topic, so no order between them) must not bring the visitor back.
             at = doc.get("at", msg.timestamp)
             at = float(at) if isinstance(at, int | float) else 0.0
-            result.states[target] = vs.forgotten_marker(target, at)
+            current = result.states.get(target) or get_state(target)
+            if current is not None and vs.is_opted_out(current):
+                marker = vs.opted_out_marker(target, max(at, current["forgotten_at"]))
+            else:
+                marker = vs.forgotten_marker(target, at)
+            self._put(target, marker, msg, result)
             result.forgotten.append(target)
         elif op == "merge":
             current = self._live_state(target, msg, get_state, result)
@@ -141,7 +199,7 @@ class Pipeline:
             if merged["model"]:
                 merged["personas"] = self.model.mapper.score(merged["model"])
                 merged["phase"] = merged["model"]["phase"]
-            result.states[target] = merged
+            self._put(target, merged, msg, result)
         else:
             event = doc["event"]
             self._one(msg, get_state, result, event=event, as_key=target)
@@ -154,6 +212,9 @@ class Pipeline:
         current = result.states.get(vid) or get_state(vid)
         if current is None or not vs.is_forgotten(current):
             return current
+        if vs.is_opted_out(current):
+            result.opted_out += 1
+            return FORGOTTEN
         if msg.timestamp is not None and msg.timestamp <= current["forgotten_at"]:
             result.forgotten_discarded += 1
             return FORGOTTEN
@@ -172,6 +233,8 @@ class Pipeline:
         try:
             if event is None:
                 event = from_json_bytes(msg.value, hash_pii=self.hash_pii)
+                if self.enrich is not None:
+                    event = self.enrich(event)
                 step = "route"
                 vid = event["visitor_id"]
                 if msg.key is None or msg.key.decode("utf-8", "replace") != vid:
@@ -180,6 +243,11 @@ class Pipeline:
                     return
             else:
                 vid = as_key or event["visitor_id"]
+            if self._replayed(vid, msg, result):
+                return
+            if event["type"] == "consent":
+                self._consent(vid, event, msg, get_state, result)
+                return
             if event["type"] == "label":
                 self.model.mapper.check_persona(event["persona"])
             step = "deduplicate"
@@ -187,7 +255,8 @@ class Pipeline:
             if found is FORGOTTEN:
                 return
             current = found or vs.new_state(vid)
-            if vs.already_processed(current, event["event_id"]):
+            short = vs.short_id(event["event_id"])
+            if vs.already_processed(current, short):
                 result.duplicates += 1
                 return
             if current.get("merged_into"):
@@ -195,11 +264,11 @@ class Pipeline:
                 # notes the activity, so it does not expire while the visitor is active.
                 result.forwards.append((current["merged_into"], event))
                 if event["ts"] > (current.get("last_seen") or ""):
-                    result.states[vid] = {**current, "last_seen": event["ts"]}
+                    self._put(vid, {**current, "last_seen": event["ts"]}, msg, result)
                 return
             step = "update_state"
             state = vs.copy_for_update(current)
-            vs.remember(state, event["event_id"], self.dedup_window)
+            vs.remember(state, short, self.dedup_window)
             vs.count_event(state, event)
             step = "score"
             self._score(state, event, result)
@@ -228,12 +297,39 @@ class Pipeline:
             canonical = identity.canonical_key(event["user_id"])
             kpi = result.kpi.pop(vid, [])  # satisfaction counted so far travels with the state
             result.merges.append((canonical, {**state, "pending_kpi": kpi}))
-            result.states[vid] = identity.marker(state, canonical)
+            self._put(vid, identity.marker(state, canonical), msg, result)
             result.merged_away.append(vid)
         else:
-            result.states[vid] = state
+            self._put(vid, state, msg, result)
         result.processed += 1
         result.by_type[event["type"]] = result.by_type.get(event["type"], 0) + 1
+
+    def _consent(
+        self,
+        vid: str,
+        event: dict[str, Any],
+        msg: RawMessage,
+        get_state: StateGetter,
+        result: BatchResult,
+    ) -> None:
+        """``opt_out`` forgets the visitor everywhere (like DELETE) and leaves a marker that
+        does not expire; ``opt_in`` lifts it. Never evidence for the mapper."""
+        current = result.states.get(vid) or get_state(vid)
+        at = msg.timestamp if msg.timestamp is not None else time.time()
+        if event["status"] == "opt_out":
+            if current is not None and not vs.is_forgotten(current):
+                # The merged user and the other ids merged into it go too, as with DELETE.
+                others = [current["merged_into"]] if current.get("merged_into") else []
+                others += [a for a in current.get("aliases", []) if a != vid]
+                result.forget_requests.extend(others)
+            self._put(vid, vs.opted_out_marker(vid, at), msg, result)
+            result.forgotten.append(vid)
+            result.opted_out_ids.append(vid)
+        elif current is not None and vs.is_opted_out(current):
+            # Profiled afresh from now on; what was sent while opted out stays dropped.
+            self._put(vid, vs.forgotten_marker(vid, at), msg, result)
+        result.processed += 1
+        result.by_type["consent"] = result.by_type.get("consent", 0) + 1
 
     def _score(self, state: dict[str, Any], event: dict[str, Any], result: BatchResult) -> None:
         mapper = self.model.mapper

@@ -7,14 +7,17 @@ group. After a rebalance the new owner continues from the latest published snaps
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 from typing import Any
 
 from models.mapper import PersonaMapper
 from stream_app.worker.model_holder import ModelHolder
 
 log = logging.getLogger(__name__)
+SEEN_EVENTS = 200_000
 
 
 class Trainer:
@@ -25,6 +28,22 @@ class Trainer:
         self.mapper: PersonaMapper | None = None
         self.pending = 0
         self.last_publish = time.monotonic()
+        # A replayed batch of the events path sends its training examples again: each
+        # label event is learned once (8-byte digests of the last SEEN_EVENTS event ids).
+        self.seen: OrderedDict[bytes, None] = OrderedDict()
+        self.duplicates = 0
+
+    def first_time(self, event_id: Any) -> bool:
+        if not event_id:
+            return True
+        digest = hashlib.blake2b(str(event_id).encode(), digest_size=8).digest()
+        if digest in self.seen:
+            self.duplicates += 1
+            return False
+        self.seen[digest] = None
+        if len(self.seen) > SEEN_EVENTS:
+            self.seen.popitem(last=False)
+        return True
 
     def _ensure(self) -> PersonaMapper:
         if self.mapper is None or self.mapper.version < self.holder.version:
@@ -37,6 +56,8 @@ class Trainer:
     def learn(self, examples: list[dict[str, Any]]) -> None:
         mapper = self._ensure()
         for ex in examples:
+            if not self.first_time(ex.get("event_id")):
+                continue
             try:
                 mapper.learn(ex["state"], ex["persona"], float(ex.get("weight", 1.0)))
                 self.pending += 1

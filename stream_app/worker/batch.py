@@ -1,0 +1,243 @@
+"""One batch of consumed messages, applied exactly once to the visitor states in Redis.
+
+    read the batch's visitor states (one MGET)
+      -> the pure pipeline (decode -> route -> deduplicate -> update_state -> score -> emit)
+      -> produce its Kafka effects and wait for the broker's acks
+      -> commit each visitor with a compare-and-set on its offsets (one pipelined round trip)
+      -> record the partitions' next offsets in Redis (after the visitors)
+
+Effects go to Kafka *before* the states that caused them are stored: a crash in between
+replays the messages and sends the effects again, and every consumer of them is
+idempotent (event-id de-duplication for re-keyed and forwarded events, merges folded once
+per alias, the trainer's event-id filter, assignments are last-value-wins). The other
+order would lose them: a replay skips messages its visitor state already contains.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from stream_app.store.base import VisitorWrite
+from stream_app.store.state_store import (
+    REFUSED,
+    StateStore,
+    StoredState,
+    VisitorCommit,
+)
+from stream_app.worker import visitor_state as vs
+from stream_app.worker.expiry import last_activity
+from stream_app.worker.persona_mix import top_persona
+from stream_app.worker.pipeline import BatchResult, Pipeline, RawMessage
+
+
+@dataclass(frozen=True)
+class Record:
+    """A consumed Kafka record (aiokafka's ConsumerRecord has these attributes)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int | None = None  # ms since the epoch
+
+
+Effect = tuple[str, bytes | None, bytes | None]  # (topic, key, value)
+
+
+class Emitter(Protocol):
+    async def send_all(self, effects: list[Effect]) -> None:
+        """Produce every effect and return once the broker acknowledged all of them."""
+
+
+@dataclass
+class Outcome:
+    result: BatchResult
+    messages: int
+    conflicts: list[str] = field(default_factory=list)  # visitors refused by the CAS
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)  # event to Redis, seconds
+    effects: dict[str, int] = field(default_factory=dict)  # topic -> messages produced
+    redis_seconds: float = 0.0
+    pipeline_seconds: float = 0.0
+    restarted: bool = False  # Redis restarted since the run_id given: offsets not stored
+    consumed_control: int = 0  # of ``messages``, how many came from the control topic
+
+    @property
+    def consumed_events(self) -> int:
+        return self.messages - self.consumed_control
+
+    @property
+    def ok(self) -> bool:
+        return not self.conflicts and not self.restarted
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        states: StateStore,
+        emitter: Emitter,
+        *,
+        events_topic: str,
+        control_topic: str,
+        dlq_topic: str,
+        assignments_topic: str,
+        training_topic: str,
+        ttl_s: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pipeline = pipeline
+        self.states = states
+        self.emitter = emitter
+        self.events_topic = events_topic
+        self.control_topic = control_topic
+        self.dlq_topic = dlq_topic
+        self.assignments_topic = assignments_topic
+        self.training_topic = training_topic
+        self.ttl_s = ttl_s
+        self.clock = clock
+
+    def messages(self, records: Iterable[Record]) -> list[RawMessage]:
+        return [
+            RawMessage(
+                r.key,
+                r.value,
+                f"{r.topic}/{r.partition}@{r.offset}",
+                control=r.topic == self.control_topic,
+                timestamp=r.timestamp / 1000 if r.timestamp else None,
+                offset=r.offset,
+            )
+            for r in records
+        ]
+
+    async def run(self, records: list[Record], run_id: str) -> Outcome:
+        """Apply ``records``; their partitions' next offsets are stored only if Redis is
+        still the instance ``run_id`` (``Outcome.restarted`` otherwise)."""
+        messages = self.messages(records)
+        partition_of: dict[str, int] = {}
+        for r in records:
+            if r.key is not None:
+                partition_of.setdefault(r.key.decode("utf-8", "replace"), r.partition)
+        stored = await self.states.read(partition_of)
+        started = time.perf_counter()
+        result, missing = self._process(messages, stored)
+        while missing:  # a visitor not keyed by its message: read it too, run again
+            stored.update(await self.states.read(missing))
+            result, missing = self._process(messages, stored)
+        pipeline_seconds = time.perf_counter() - started
+        effects = self.effects(result)
+        await self.emitter.send_all(effects)
+        started = time.perf_counter()
+        commits = self.commits(result, stored, partition_of)
+        replies = await self.states.commit(commits)
+        conflicts = [vid for vid, r in replies.items() if r == REFUSED]
+        next_offsets: dict[tuple[str, int], int] = {}
+        for r in records:
+            tp = (r.topic, r.partition)
+            next_offsets[tp] = max(next_offsets.get(tp, 0), r.offset + 1)
+        restarted = False
+        if not conflicts:
+            restarted = not await self.states.write_offsets(next_offsets, run_id)
+        done = self.clock()
+        redis_seconds = time.perf_counter() - started
+        latencies = [
+            max(0.0, done - m.timestamp) for m in messages if m.timestamp and not m.control
+        ]
+        counted: dict[str, int] = {}
+        for topic, _, _ in effects:
+            counted[topic] = counted.get(topic, 0) + 1
+        return Outcome(
+            result,
+            len(messages),
+            conflicts,
+            next_offsets,
+            latencies,
+            counted,
+            redis_seconds,
+            pipeline_seconds,
+            restarted,
+            sum(1 for m in messages if m.control),
+        )
+
+    def _process(
+        self, messages: list[RawMessage], stored: Mapping[str, StoredState]
+    ) -> tuple[BatchResult, set[str]]:
+        missing: set[str] = set()
+
+        def get_state(vid: str) -> dict[str, Any] | None:
+            found = stored.get(vid)
+            if found is None:
+                missing.add(vid)
+                return None
+            return found.state
+
+        def applied(vid: str) -> tuple[int, int]:
+            found = stored.get(vid)
+            if found is None:
+                missing.add(vid)
+                return (-1, -1)
+            return found.offsets
+
+        return self.pipeline.process(messages, get_state, applied), missing
+
+    def effects(self, result: BatchResult) -> list[Effect]:
+        out: list[Effect] = []
+        for dead in result.dead_letters:
+            out.append((self.dlq_topic, dead.key, dead.to_json_bytes()))
+        for vid, payload in result.rekeyed:
+            out.append((self.events_topic, vid.encode(), payload))
+        for canonical, state in result.merges:
+            doc = {"op": "merge", "visitor_id": canonical, "state": state}
+            out.append((self.control_topic, canonical.encode(), orjson.dumps(doc)))
+        for canonical, event in result.forwards:
+            doc = {"op": "event", "visitor_id": canonical, "event": event}
+            out.append((self.control_topic, canonical.encode(), orjson.dumps(doc)))
+        now = self.clock()
+        for target in result.forget_requests:
+            forget = {"op": "forget", "visitor_id": target, "at": now}
+            out.append((self.control_topic, target.encode(), orjson.dumps(forget)))
+        for example in result.training:
+            out.append((self.training_topic, b"trainer", orjson.dumps(example)))
+        for vid, doc in result.assignments:
+            out.append((self.assignments_topic, vid.encode(), orjson.dumps(doc)))
+        for vid in result.forgotten:
+            out.append((self.assignments_topic, vid.encode(), None))  # tombstone
+        return out
+
+    def commits(
+        self,
+        result: BatchResult,
+        stored: Mapping[str, StoredState],
+        partition_of: Mapping[str, int],
+    ) -> list[VisitorCommit]:
+        writes: dict[str, VisitorWrite] = {w.visitor_id: w for w in result.writes}
+        forgotten = set(result.forgotten)
+        out = []
+        for vid, state in result.states.items():
+            offsets = result.offsets.get(vid)
+            if offsets is None:  # no offset (not from Kafka): nothing to compare-and-set
+                continue
+            persist = vs.is_opted_out(state)
+            at = last_activity(state)
+            expire_at = None if persist else (at if at is not None else self.clock()) + self.ttl_s
+            out.append(
+                VisitorCommit(
+                    vid,
+                    partition_of.get(vid, 0),
+                    stored.get(vid) or StoredState(),
+                    offsets,
+                    state,
+                    top=top_persona(state) or "",
+                    write=writes.get(vid),
+                    forget=vid in forgotten,
+                    persist=persist,
+                    expire_at=expire_at,
+                )
+            )
+        return out
