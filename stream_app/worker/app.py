@@ -20,6 +20,7 @@ import faust
 from redis.asyncio import Redis
 
 from models.catalog import Catalog
+from stream_app.geo import Locator, fill_location
 from stream_app.metrics import WorkerMetrics
 from stream_app.settings import Settings
 from stream_app.store import VisitorStore
@@ -81,12 +82,14 @@ def create_app(
     holder = ModelHolder(catalog, settings.state_half_life_s)
     sync = ModelSync(settings, holder)
     trainer = Trainer(holder, settings.snapshot_every_labels, settings.snapshot_every_s)
+    locator = Locator.from_settings(settings)  # events written straight to Kafka with an IP
     pipeline = Pipeline(
         holder,
         dedup_window=settings.dedup_window,
         audience_threshold=settings.audience_threshold,
         hysteresis=settings.audience_hysteresis,
         hash_pii=settings.hash_pii,
+        enrich=lambda event: fill_location(event, locator),
     )
     stores: list[VisitorStore] = [store] if store else []
 

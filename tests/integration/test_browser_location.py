@@ -132,3 +132,46 @@ def test_a_cdn_country_header_moves_the_persona(site: tuple[Engine, str]) -> Non
     assert de["top"]["persona"] == LOCAL_PERSONA, de
     assert us["top"]["persona"] != LOCAL_PERSONA, us
     assert de["personas"][LOCAL_PERSONA] > us["personas"][LOCAL_PERSONA] + 0.2
+
+
+def test_events_written_straight_to_kafka_are_located_by_their_ip(
+    site: tuple[Engine, str], kafka_bootstrap: str
+) -> None:
+    """The worker's enrich step: an event produced to Kafka with ``context.ip`` and no
+    country gets the offline database's country, so the country rule applies to it too."""
+    from kafka import KafkaProducer
+
+    from tests.integration.conftest import produce
+
+    eng, _ = site
+    now = time.time()
+    visitors = {"DE": f"kafka-de-{uuid.uuid4().hex[:6]}", "US": f"kafka-us-{uuid.uuid4().hex[:6]}"}
+    ips = {"DE": "80.130.0.1", "US": "8.8.8.8"}  # Deutsche Telekom, Google (iptocc)
+    events = [
+        {
+            "event_id": uuid.uuid4().hex,
+            "type": "page_view",
+            "visitor_id": vid,
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60 + i)),
+            "url": f"https://acme.example{path}",
+            "dwell_ms": 20_000,
+            "context": {"ip": ips[country]},
+        }
+        for country, vid in visitors.items()
+        for i, path in enumerate(PAGES)
+    ]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    try:
+        produce(producer, eng.events_topic, events)
+    finally:
+        producer.close()
+
+    def counted() -> dict[str, Any] | None:
+        records = eng.records(list(visitors.values()))
+        done = all(r is not None and r["events"] == len(PAGES) for r in records.values())
+        return records if done else None
+
+    records = wait_until(counted, 60, "the Kafka-written page views to reach Redis")
+    de, us = records[visitors["DE"]], records[visitors["US"]]
+    assert de["top"]["persona"] == LOCAL_PERSONA, de
+    assert de["personas"][LOCAL_PERSONA] > us["personas"][LOCAL_PERSONA] + 0.2
