@@ -167,12 +167,6 @@ def test_raw_pii_and_the_client_ip_reach_no_log_topic_or_key(engine: Engine) -> 
     assert not leaks, leaks
 
 
-@pytest.mark.xfail(
-    strict=True,  # once the worker handles consent this XPASSes and fails: remove the mark
-    reason="the worker's consent handling (forget on opt_out, the opted-out marker and "
-    "persona_worker_events_opted_out_total) is built on the engine branch; remove this mark "
-    "when merging it",
-)
 def test_opt_out_forgets_the_visitor_and_later_events_are_not_profiled(engine: Engine) -> None:
     tag = uuid.uuid4().hex[:8]
     anon, user_visitor, user, bystander = f"c-{tag}", f"c-u-{tag}", f"crm-c-{tag}", f"b-{tag}"
