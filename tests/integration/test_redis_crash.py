@@ -11,18 +11,22 @@ import subprocess
 import time
 import uuid
 import warnings
-import zlib
 from pathlib import Path
 
-from tests.integration.conftest import REPO, Engine, produce, simulated_traffic, wait_until
+from tests.integration.conftest import (
+    REPO,
+    Engine,
+    free_port,
+    produce,
+    simulated_traffic,
+    wait_until,
+)
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-PORT = 20000 + zlib.crc32(b"test_redis_crash") % 10000
 
-
-def redis_sh(command: str, directory: Path) -> None:
-    env = {**os.environ, "PERSONA_REDIS_PORT": str(PORT), "PERSONA_REDIS_DIR": str(directory)}
+def redis_sh(command: str, directory: Path, port: int) -> None:
+    env = {**os.environ, "PERSONA_REDIS_PORT": str(port), "PERSONA_REDIS_DIR": str(directory)}
     subprocess.run(
         ["bash", str(REPO / "deploy/local/redis.sh"), command], env=env, check=True, timeout=150
     )
@@ -34,8 +38,10 @@ def test_sigkill_redis_mid_stream_loses_and_doubles_nothing(
     from kafka import KafkaProducer
 
     directory = tmp_path / "redis"
-    redis_sh("start", directory)
-    eng = Engine(kafka_bootstrap, f"redis://127.0.0.1:{PORT}/0", uuid.uuid4().hex[:8])
+    port = free_port()  # a dedicated redis-server: never the shared one
+    redis_sh("start", directory, port)
+    assert (directory / "redis.pid").exists(), "redis.sh reused a Redis it did not start"
+    eng = Engine(kafka_bootstrap, f"redis://127.0.0.1:{port}/0", uuid.uuid4().hex[:8])
     try:
         expected, events = simulated_traffic(seed=11, visitors=2000)
         eng.start("worker")
@@ -56,9 +62,9 @@ def test_sigkill_redis_mid_stream_loses_and_doubles_nothing(
         time.sleep(2.0)  # the worker retries meanwhile; producers keep writing
         produce(producer, eng.events_topic, events[:300])  # replays of old events
         producer.close()
-        redis_sh("start", directory)
+        redis_sh("start", directory, port)
         eng.redis = eng.redis.__class__.from_url(
-            f"redis://127.0.0.1:{PORT}/0", decode_responses=True
+            f"redis://127.0.0.1:{port}/0", decode_responses=True
         )
         try:
             wait_until(lambda: processed() == len(events), 180, "every event counted", every=1.0)
@@ -75,4 +81,4 @@ def test_sigkill_redis_mid_stream_loses_and_doubles_nothing(
         assert not wrong, f"{len(wrong)} visitors wrong, e.g. {list(wrong.items())[:5]}"
     finally:
         eng.close()
-        redis_sh("stop", directory)
+        redis_sh("stop", directory, port)

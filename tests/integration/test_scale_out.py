@@ -1,5 +1,6 @@
 """A second worker joins mid-stream: the partitions are rebalanced between the two
-processes (each restores its share of the visitor table from the changelog) and every
+processes (nothing to restore: the states are in Redis; events and control partitions move
+together) and every
 visitor's event count still equals the simulator's exactly; both workers did work."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """SIGKILL the worker mid-stream and restart it: every visitor's event count must equal
-the simulator's exactly — nothing lost (at-least-once) and nothing doubled (event_id
-de-duplication in the changelog-backed visitor state)."""
+the simulator's exactly — nothing lost (positions stored in Redis after the states) and
+nothing doubled (messages at or below a visitor's applied offsets are skipped; event_id
+de-duplication for the replayed copies sent as new messages)."""
 
 from __future__ import annotations
 
