@@ -27,6 +27,13 @@ def consumed(port: str, topic: str) -> float:
     return values[0] if values else 0.0
 
 
+def owns_partitions(port: str, topic: str) -> bool:
+    """The worker reports consumer lag (every 5 s) for exactly the partitions it owns."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    series = "persona_worker_consumer_lag_messages{"  # labels come sorted: partition, topic
+    return any(line.startswith(series) and f'topic="{topic}"' in line for line in text.splitlines())
+
+
 def test_a_second_worker_takes_over_partitions_without_losing_or_doubling(
     isolated_engine: Engine, kafka_bootstrap: str
 ) -> None:
@@ -53,6 +60,14 @@ def test_a_second_worker_takes_over_partitions_without_losing_or_doubling(
         PERSONA_WORKER_DATA_DIR=str(eng.tmp / "worker2"),
     )
     eng.wait_worker(timeout=120, name="worker2")
+    # "Ready" comes before the group rebalance hands the newcomer its partitions; under load
+    # the first worker could otherwise drain everything before the second owns any.
+    wait_until(
+        lambda: owns_partitions(port2, eng.events_topic),
+        90,
+        "the second worker to be assigned partitions",
+        every=0.5,
+    )
     produce(producer, eng.events_topic, events[half:])
     produce(producer, eng.events_topic, events[:300])  # replays, possibly on either worker
     producer.close()
