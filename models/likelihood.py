@@ -260,13 +260,30 @@ class TokenModel:
         self._raw[token] = out
         return out
 
-    def visitor_evidence(self, token: str, seen: Mapping[str, int]) -> list[float] | None:
+    @staticmethod
+    def context_totals(seen: Mapping[str, int]) -> dict[str, int]:
+        """How many of a visitor's tokens share each context (the Polya ``m``), in one pass."""
+        out: dict[str, int] = {}
+        for t, n in seen.items():
+            if t[:1] == "p" and len(t) > 1:
+                end = t.find("_", 2) + 1 if t[1] == "_" else 2
+                key = t[:end] if end > 0 else t
+            else:
+                key = t[:1]
+            out[key] = out.get(key, 0) + n
+        return out
+
+    def visitor_evidence(
+        self, token: str, seen: Mapping[str, int], totals: dict[str, int] | None = None
+    ) -> list[float] | None:
         """theta · log of the Dirichlet-compound (Polya) predictive of a token given the
         visitor's own earlier tokens ``seen``: ``(num_c + m_v) / (den_c + m)``. While a
         persona has few labelled observations of the context, a visitor repeating itself is
         evidence about *its* habits more than about the persona, so repeats count less (the
         rules alone cannot run away). None when the counts are large enough for the cached
-        plug-in value (the correction is then below ``POLYA_UNTIL``'s share)."""
+        plug-in value (the correction is then below ``POLYA_UNTIL``'s share). ``totals``:
+        :meth:`context_totals` of ``seen``, filled on first use when an empty dict is given
+        (one pass over the visitor's counts per event instead of one per token)."""
         if token in self._late:
             return None
         num, den, context = self._num_den(token)
@@ -274,7 +291,11 @@ class TokenModel:
             self._late.add(token)
             return None
         m_v = seen.get(token, 0)
-        m = sum(n for t, n in seen.items() if t.startswith(context))
+        if totals is None:
+            totals = self.context_totals(seen)
+        elif not totals:
+            totals.update(self.context_totals(seen) or {"": 0})
+        m = totals.get(context, 0)
         if not m:
             return None
         theta = self.temperature

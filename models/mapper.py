@@ -225,7 +225,8 @@ class PersonaMapper:
         cache, evidence, polya = self.model._cache, self.model.evidence, self.model.visitor_evidence
         seen = state["k"]
         counts = dict(seen)
-        vectors = [polya(t, seen) or cache.get(t) or evidence(t) for t in tokens]
+        totals: dict[str, int] = {}  # the visitor's context counts, built on first need
+        vectors = [polya(t, seen, totals) or cache.get(t) or evidence(t) for t in tokens]
         for token in tokens:
             if token in counts:
                 counts[token] += 1

@@ -188,3 +188,14 @@ def test_repeats_count_less_while_the_counts_are_few(catalog: Catalog) -> None:
     train(trained, World(catalog, seed=2).visitors(2000))
     token = next(t for t in replay(trained, blog[:2])["k"] if t.startswith("y"))
     assert trained.model.visitor_evidence(token, {token: 3}) is None  # enough counts: plug-in
+
+
+def test_context_totals_count_the_tokens_sharing_each_context() -> None:
+    from models.likelihood import TokenModel
+
+    seen = {"p^3": 2, "p33": 4, "p34": 1, "p_70_3": 5, "p_70_4": 1, "d5": 3, "d6": 1, "y0": 2}
+    totals = TokenModel.context_totals(seen)
+    for token in seen:
+        context = TokenModel.parts(token)[1]
+        assert totals[context] == sum(n for t, n in seen.items() if t.startswith(context))
+    assert totals == {"p^": 2, "p3": 5, "p_70_": 6, "d": 4, "y": 2}
