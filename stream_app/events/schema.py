@@ -306,7 +306,9 @@ class PageView(EventBase):
     url: HttpUrl
     referrer: UrlOrEmpty | None = None
     title: Text | None = None
-    dwell_ms: Annotated[JsonInt, Field(ge=0, le=MAX_DWELL_MS)] | None = None
+    # The bounds before the validator: pydantic then documents them as JSON Schema's
+    # minimum/maximum (after it, as "ge"/"le", which no client reads; the fuzzer found it).
+    dwell_ms: Annotated[int, Field(ge=0, le=MAX_DWELL_MS), BeforeValidator(_json_int)] | None = None
 
 
 class Touchpoint(EventBase):

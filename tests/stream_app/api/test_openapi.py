@@ -136,3 +136,24 @@ def test_the_documented_phone_pattern_is_the_phone_rule(value: str) -> None:
 def test_ts_pattern_uses_ascii_digits_only() -> None:
     assert re.match(TS_PATTERN, "2026-01-01T00:00:00Z")
     assert not re.match(TS_PATTERN, "٢٠٢٦-01-01T00:00:00Z")
+
+
+def _schema_objects(node: Any) -> Any:
+    if isinstance(node, dict):
+        if "type" in node or "anyOf" in node or "oneOf" in node:
+            yield node
+        for value in node.values():
+            yield from _schema_objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _schema_objects(value)
+
+
+def test_numeric_bounds_use_json_schema_keywords(spec: dict[str, Any]) -> None:
+    """pydantic writes "ge"/"le" for bounds it cannot attach to the core schema; no client or
+    fuzzer reads those, so a negative dwell_ms looked schema-valid (found by schemathesis)."""
+    pydantic_only = {"ge", "le", "gt", "lt"}
+    leaks = [obj for obj in _schema_objects(spec["components"]) if pydantic_only & set(obj)]
+    assert leaks == []
+    dwell = spec["components"]["schemas"]["PageView"]["properties"]["dwell_ms"]["anyOf"][0]
+    assert (dwell["minimum"], dwell["maximum"]) == (0, 86_400_000)
