@@ -17,6 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,56 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
         yield eng
     except BaseException:
         for name in ("api", "worker"):
+            sys.stderr.write(f"\n----- {name} log -----\n{eng.log(name)[-6000:]}\n")
+        raise
+    finally:
+        eng.close()
+
+
+@contextmanager
+def demo_site(
+    kafka_bootstrap: str, redis_url: str, **extra_env: str
+) -> Iterator[tuple[Engine, str]]:
+    """An engine (API and worker) and the demo website, whose origin CORS allows; yields
+    the engine and the site's URL; prints the logs of all three when the block fails."""
+    demo_port = free_port()
+    demo_url = f"http://127.0.0.1:{demo_port}"
+    eng = Engine(
+        kafka_bootstrap,
+        redis_url,
+        uuid.uuid4().hex[:8],
+        PERSONA_CORS_ORIGINS=json.dumps([demo_url]),
+        **extra_env,
+    )  # the demo's tracker sends the engine's write key (the first of PERSONA_WRITE_KEYS)
+    eng.start("api")
+    eng.start("worker")
+    log = open(eng.tmp / "demo.log", "ab")  # noqa: SIM115 - closed with the process
+    eng.procs["demo"] = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "stream_app.cli", "demo", "--port", str(demo_port)),
+            *("--api-url", f"http://127.0.0.1:{eng.api_port}"),
+        ],
+        cwd=REPO,
+        env=eng.env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        eng.wait_api()
+        eng.wait_worker()
+
+        def demo_up() -> bool:
+            eng.assert_alive("demo")
+            try:
+                return httpx.get(demo_url + "/", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(demo_up, 30, "the demo site to answer")
+        yield eng, demo_url
+    except BaseException:
+        for name in ("api", "worker", "demo"):
             sys.stderr.write(f"\n----- {name} log -----\n{eng.log(name)[-6000:]}\n")
         raise
     finally:

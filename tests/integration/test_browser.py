@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import json
 import struct
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from models.catalog import Catalog
 from stream_app.demo.site import NEUTRAL, site_pages
 from tests.chromium import launch, require_chromium
-from tests.integration.conftest import ADMIN_KEY, REPO, WRITE_KEY, Engine, free_port, wait_until
+from tests.integration.conftest import ADMIN_KEY, REPO, WRITE_KEY, Engine, demo_site, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -76,47 +73,8 @@ def site(request: pytest.FixtureRequest) -> Iterator[tuple[Engine, str]]:
     require_chromium()
     kafka = request.getfixturevalue("kafka_bootstrap")
     redis_url = request.getfixturevalue("redis_url")
-    demo_port = free_port()
-    demo_url = f"http://127.0.0.1:{demo_port}"
-    eng = Engine(
-        kafka,
-        redis_url,
-        uuid.uuid4().hex[:8],
-        PERSONA_CORS_ORIGINS=json.dumps([demo_url]),
-    )  # the demo's tracker sends the engine's write key (the first of PERSONA_WRITE_KEYS)
-    eng.start("api")
-    eng.start("worker")
-    log = open(eng.tmp / "demo.log", "ab")  # noqa: SIM115 - closed with the process
-    eng.procs["demo"] = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "stream_app.cli", "demo", "--port", str(demo_port)),
-            *("--api-url", f"http://127.0.0.1:{eng.api_port}"),
-        ],
-        cwd=REPO,
-        env=eng.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        eng.wait_api()
-        eng.wait_worker()
-
-        def demo_up() -> bool:
-            eng.assert_alive("demo")
-            try:
-                return httpx.get(demo_url + "/", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(demo_up, 30, "the demo site to answer")
-        yield eng, demo_url
-    except BaseException:
-        for name in ("api", "worker", "demo"):
-            sys.stderr.write(f"\n----- {name} log -----\n{eng.log(name)[-6000:]}\n")
-        raise
-    finally:
-        eng.close()
+    with demo_site(kafka, redis_url) as running:
+        yield running
 
 
 def test_browsing_as_a_persona_changes_the_banner(site: tuple[Engine, str]) -> None:

@@ -10,20 +10,17 @@ top personas depending on their country alone.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import yaml
 
 from tests.chromium import launch, require_chromium
-from tests.integration.conftest import REPO, Engine, free_port, wait_until
+from tests.integration.conftest import REPO, Engine, demo_site, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -49,49 +46,13 @@ def site(
     kafka = request.getfixturevalue("kafka_bootstrap")
     redis_url = request.getfixturevalue("redis_url")
     catalog = catalog_with_country_rule(tmp_path_factory.mktemp("geo") / "catalog.yaml")
-    demo_port = free_port()
-    demo_url = f"http://127.0.0.1:{demo_port}"
-    eng = Engine(
+    with demo_site(
         kafka,
         redis_url,
-        uuid.uuid4().hex[:8],
         PERSONA_CATALOG_PATH=str(catalog),
-        PERSONA_CORS_ORIGINS=json.dumps([demo_url]),
         PERSONA_WRITE_KEYS=json.dumps([WRITE_KEY]),
-    )
-    eng.start("api")
-    eng.start("worker")
-    log = open(eng.tmp / "demo.log", "ab")  # noqa: SIM115 - closed with the process
-    eng.procs["demo"] = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "stream_app.cli", "demo", "--port", str(demo_port)),
-            *("--api-url", f"http://127.0.0.1:{eng.api_port}"),
-        ],
-        cwd=REPO,
-        env=eng.env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        eng.wait_api()
-        eng.wait_worker()
-
-        def demo_up() -> bool:
-            eng.assert_alive("demo")
-            try:
-                return httpx.get(demo_url + "/", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(demo_up, 30, "the demo site to answer")
-        yield eng, demo_url
-    except BaseException:
-        for name in ("api", "worker", "demo"):
-            sys.stderr.write(f"\n----- {name} log -----\n{eng.log(name)[-6000:]}\n")
-        raise
-    finally:
-        eng.close()
+    ) as running:
+        yield running
 
 
 def browse(browser: Any, demo_url: str, country: str) -> str:
