@@ -68,6 +68,19 @@ CAMPAIGNS = ["q4-launch", "brand", "retarget", "webinar-series", "newsletter"]
 SITE = "https://www.acme-analytics.example"
 
 
+def catalog_paths(catalog: Catalog) -> dict[str, list[str]]:
+    """A few site paths per page category of the catalog (what simulated visitors browse)."""
+    paths: dict[str, list[str]] = {}
+    for rule in catalog.page_categories:
+        stem = rule.pattern.rstrip("*") or "/"
+        slugs = ["", "overview", "getting-started", "advanced"] if stem != "/" else [""]
+        for slug in slugs:
+            path = stem if not slug else f"{stem.rstrip('/')}/{slug}"
+            if catalog.page_category(path) == rule.category:
+                paths.setdefault(rule.category, []).append(path)
+    return paths
+
+
 @dataclass
 class SimVisitor:
     visitor_id: str
@@ -93,7 +106,7 @@ class Simulator:
         self.events_per_visitor = events_per_visitor
         self.clock = start or datetime.now(UTC) - timedelta(hours=6)
         self.truth: dict[str, str] = {}
-        self.paths = self._paths()
+        self.paths = catalog_paths(self.catalog)
         groups = {
             "device": list(USER_AGENTS),
             "channel": list(ENTRY),
@@ -105,17 +118,6 @@ class Simulator:
         self.profiles = {p: self._profile(p, groups, hidden_strength) for p in self.personas}
         weights = [self.rng.uniform(0.5, 1.5) for _ in self.personas]
         self.mix = [w / sum(weights) for w in weights]
-
-    def _paths(self) -> dict[str, list[str]]:
-        paths: dict[str, list[str]] = {}
-        for rule in self.catalog.page_categories:
-            stem = rule.pattern.rstrip("*") or "/"
-            slugs = ["", "overview", "getting-started", "advanced"] if stem != "/" else [""]
-            for slug in slugs:
-                path = stem if not slug else f"{stem.rstrip('/')}/{slug}"
-                if self.catalog.page_category(path) == rule.category:
-                    paths.setdefault(rule.category, []).append(path)
-        return paths
 
     def _profile(
         self, persona: str, groups: dict[str, list[str]], hidden: float

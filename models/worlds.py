@@ -34,7 +34,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from models.catalog import Catalog
-from models.simulator import CAMPAIGNS, COUNTRIES, ENTRY, SITE, TOUCHES, USER_AGENTS
+from models.simulator import (
+    CAMPAIGNS,
+    COUNTRIES,
+    ENTRY,
+    SITE,
+    TOUCHES,
+    USER_AGENTS,
+    catalog_paths,
+)
 
 WORLD_KINDS = ("sessions", "markov")
 DEVICES = list(USER_AGENTS)
@@ -129,7 +137,7 @@ class World:
         self.events_per_session = events_per_session
         self.session_gap_h = session_gap_h
         self.clock = start or datetime(2026, 11, 2, tzinfo=UTC)
-        self.paths = self._paths()
+        self.paths = catalog_paths(self.catalog)
         self.categories = list(self.paths)
         weights = [self.rng.uniform(0.5, 1.5) for _ in self.personas]
         self.mix = _normal(weights)
@@ -137,17 +145,6 @@ class World:
         self.params = [self._persona(p) for p in self.personas]
 
     # -- the world's likelihoods ---------------------------------------------------------
-    def _paths(self) -> dict[str, list[str]]:
-        paths: dict[str, list[str]] = {}
-        for rule in self.catalog.page_categories:
-            stem = rule.pattern.rstrip("*") or "/"
-            slugs = ["", "overview", "getting-started", "advanced"] if stem != "/" else [""]
-            for slug in slugs:
-                path = stem if not slug else f"{stem.rstrip('/')}/{slug}"
-                if self.catalog.page_category(path) == rule.category:
-                    paths.setdefault(rule.category, []).append(path)
-        return paths
-
     def _boosts(self, persona: str) -> dict[tuple[str, str], float]:
         boosts: dict[tuple[str, str], float] = {}
         for rule in self.catalog.linking_rules:
