@@ -16,7 +16,11 @@ label) plus consent events. Measured, per kind:
 - ``refused``: an invalid event (several bad fields), which always takes the full path;
 - ``pipeline``: the worker's whole ``Pipeline.process`` (decode -> ... -> emit, today's
   model, a dict for the states) on the mixed events in batches of 500, with the old and the
-  new ``from_json_bytes``: what the decode step's saving is worth per event of the worker.
+  new ``from_json_bytes``: what the decode step's saving is worth per event of the worker;
+- ``route``: ``POST /v1/events`` with the mixed events in batches of 500, through the ASGI
+  app in-process (body read, validation, location, IP removal, encoding; a producer that
+  drops the messages; no HTTP server; a write key): the collector's CPU per event, old and new
+  validation.
 
 Prints the minimum over ``--rounds`` rounds (old and new interleaved) and the load.
 """
@@ -141,12 +145,62 @@ def pipeline_case(raws: list[list[bytes]]) -> Callable[[Any], Callable[[], int]]
     return make
 
 
+def route_case(items: list[dict[str, Any]]) -> Callable[[Any], Callable[[], int]]:
+    """``POST /v1/events`` batches of 500 through the ASGI app with the given module's
+    ``validate_batch`` and ``to_json_bytes`` in the collector's routes."""
+    import asyncio
+    from collections.abc import Sequence
+
+    import httpx
+    import orjson
+    from pydantic import SecretStr
+
+    from stream_app.api.app import create_app
+    from stream_app.collector import routes
+    from stream_app.collector.producer import EventProducer
+    from stream_app.settings import Settings
+    from stream_app.store.memory_store import MemoryStore
+
+    class DropProducer(EventProducer):
+        async def send_events(
+            self, events: Sequence[dict[str, Any]], payloads: Sequence[bytes]
+        ) -> None:
+            assert len(events) == len(payloads)
+
+    settings = Settings(write_keys=[SecretStr("wk-bench")])
+    app = create_app(
+        settings, store=MemoryStore(), producer=DropProducer(settings), create_topics=False
+    )
+    bodies = [orjson.dumps({"events": items[i : i + BATCH]}) for i in range(0, len(items), BATCH)]
+    headers = {"content-type": "application/json", "authorization": "Bearer wk-bench"}
+    loop = asyncio.new_event_loop()
+
+    async def post_all() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            for body in bodies:
+                r = await client.post("/v1/events", content=body, headers=headers)
+                assert r.status_code == 202 and not r.json()["rejected"], r.text[:300]
+
+    def make(mod: Any) -> Callable[[], int]:
+        def run() -> int:
+            routes.validate_batch = mod.validate_batch  # type: ignore[attr-defined]
+            routes.to_json_bytes = mod.to_json_bytes  # type: ignore[attr-defined]
+            loop.run_until_complete(post_all())
+            return len(items)
+
+        return run
+
+    return make
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default=None, help="git revision of the old code")
     parser.add_argument("--events", type=int, default=2000, help="events per kind")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-pipeline", action="store_true", help="skip the pipeline case")
+    parser.add_argument("--no-route", action="store_true", help="skip the collector route case")
     args = parser.parse_args()
     rev = args.baseline or default_baseline()
     old = load_baseline(rev)
@@ -213,6 +267,8 @@ def main() -> int:
     cases.append(("page_view", "refused", lambda m: refused(m, events["page_view"][:500])))
     if not args.no_pipeline:
         cases.append(("mixed", "pipeline", pipeline_case([raws[k] for k in KINDS])))
+    if not args.no_route:
+        cases.append(("mixed", "route", route_case(mixed)))
 
     print(f"old: {_git('log', '-1', '--format=%h %s', rev)[:90].strip()}")
     print(f"{len(mixed)} mixed events, {args.events} per kind, best of {args.rounds} rounds")
