@@ -32,6 +32,7 @@ from stream_app.events.validate import (
 from stream_app.settings import DEFAULT_CATALOG
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
+PERSONAS = frozenset({"tech_evaluator", "pragmatic_buyer"})
 
 
 def base(type_: str, **fields: Any) -> dict[str, Any]:
@@ -285,6 +286,15 @@ def test_fast_path_accepts_only_what_the_full_path_accepts_identically(
     event: Any, hash_pii: bool
 ) -> None:
     check_agrees(event, hash_pii)
+    # and so validate_event accepts and refuses exactly what the full path does, alike
+    assert outcome(validate_event, event, hash_pii) == outcome(validate_event_full, event, hash_pii)
+
+
+def outcome(validate: Any, event: Any, hash_pii: bool = True) -> Any:
+    try:
+        return ordered(validate(event, now=NOW, hash_pii=hash_pii, personas=PERSONAS))
+    except EventValidationError as exc:
+        return exc.errors
 
 
 def test_deeply_nested_traits_are_not_fast() -> None:
