@@ -40,10 +40,11 @@ from stream_app.events.schema import (
 
 Out = dict[str, Any]
 
-# The URL rule's documented pattern. A match implies everything ``schema._http_url`` checks
-# (no spaces or control characters, http(s), an ASCII host without user info, a port of
-# 0-65535, so ``urlsplit`` succeeds): tested in test_fastpath.py.
-_URL = re.compile(URL_PATTERN).match
+# The URL rule's documented pattern. A full match implies everything ``schema._http_url``
+# checks (no spaces or control characters, http(s), an ASCII host without user info, a port
+# of 0-65535, so ``urlsplit`` succeeds): tested in test_fastpath.py. fullmatch, not match:
+# Python's ``$`` also matches before a final newline ("http://a/\n").
+_URL = re.compile(URL_PATTERN).fullmatch
 # The timestamp shapes taken here: ``T``, ASCII digits, 0-6 fraction digits, ``Z`` or an
 # offset. Others (``t``/space separators, 7-9 digits, ``z``) go the full way.
 _TS = re.compile(
