@@ -209,6 +209,7 @@ json_values = st.recursive(
 )
 field_values = st.one_of(
     edge_text,
+    st.text(max_size=12),
     ts_text,
     url_text,
     numbers,
@@ -247,11 +248,19 @@ field_values = st.one_of(
 def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
     event = dict(VALID[draw(st.sampled_from(sorted(VALID)))])
     for key in draw(st.lists(st.sampled_from(sorted(FIELDS)), max_size=4)):
-        if draw(st.booleans()) and key != "type":
+        how = draw(st.sampled_from(["drop", "replace", "replace", "edge"]))
+        if how == "drop" and key != "type":
             event.pop(key, None)
+        elif how == "edge" and isinstance(event.get(key), str):
+            # a valid value with one character more at either end: anchors, trailing \n
+            extra = draw(st.sampled_from(AFFIXES) | st.characters())
+            event[key] = draw(st.sampled_from([extra + event[key], event[key] + extra]))
         else:
             event[key] = draw(field_values)
     return event
+
+
+AFFIXES = ["\n", "\r", " ", "\t", "\x00", "\x7f", "\ud800", "\u200b", "\u2028", "Z", "0", "/", "@"]
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
