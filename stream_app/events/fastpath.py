@@ -96,7 +96,9 @@ def _id(value: Any) -> str:
 
 
 def _url(value: Any) -> str:
-    if type(value) is not str or len(value) > 8192 or _URL(value) is None:
+    # the pattern lets any character but spaces and controls through after the host,
+    # lone surrogates too: _text refuses those (pydantic cannot read them)
+    if _URL(_text(value, 8192)) is None:
         raise _NotFast
     return value
 

@@ -294,6 +294,8 @@ AFFIXES = ["\n", "\r", " ", "\t", "\x00", "\x7f", "\ud800", "\u200b", "\u2028", 
 @example({**VALID["page_view"], "dwell_ms": True}, True)
 @example({**VALID["page_view"], "url": "http://a/\n"}, True)  # re's $ matches before a \n
 @example({**VALID["page_view"], "referrer": "https://b\n"}, True)
+@example({**VALID["page_view"], "url": "http://a/\ud800"}, True)  # not UTF-8
+@example({**VALID["page_view"], "referrer": "http://a/\udfff"}, True)
 @example({**VALID["page_view"], "context": {1: "x", "city": "B"}, 2: 3}, True)
 @example({**VALID["page_view"], "referrer": "", "url": "http://a:65536/"}, True)
 def test_fast_path_accepts_only_what_the_full_path_accepts_identically(
