@@ -104,7 +104,10 @@ def _url(value: Any) -> str:
 
 
 def _ts(value: Any, now: datetime) -> str:
-    if type(value) is not str or _TS(value) is None:
+    if type(value) is not str:
+        raise _NotFast
+    normal = _TS_NORMAL(value) is not None
+    if not normal and _TS(value) is None:
         raise _NotFast
     try:
         utc = _FROMISO(value).astimezone(UTC)
@@ -112,7 +115,7 @@ def _ts(value: Any, now: datetime) -> str:
         raise _NotFast from None
     if utc - now > MAX_FUTURE:
         raise _NotFast
-    if _TS_NORMAL(value) is not None:
+    if normal:
         return value
     return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
