@@ -11,19 +11,19 @@ label) plus consent events. Measured, per kind:
 - ``single``: ``validate_event(obj)`` (the collector's and Segment calls' path per event);
 - ``batch``: ``validate_batch`` of 500 events of that kind, per event;
 - ``decode``: ``from_json_bytes(raw)`` (the worker's decode step: bytes -> validated event);
-``traffic`` is the simulator's stream as it comes (``--traffic`` events: ≈78% page views, 15%
-touchpoints, 4% feedback, 2.5% identify, a few labels), used by the last three cases:
+- ``refused``: an invalid page view (several bad fields), which always takes the full path.
+
+``traffic`` is the simulator's stream as it comes (``--traffic`` events: ≈78% page views,
+15% touchpoints, 4% feedback, 2.5% identify, a few labels), for the last three cases:
 
 - ``collect``: ``validate_batch`` + ``to_json_bytes`` of batches of 500 (the collector's
   CPU per event before the Kafka send);
-- ``refused``: an invalid event (several bad fields), which always takes the full path;
 - ``pipeline``: the worker's whole ``Pipeline.process`` (decode -> ... -> emit, today's
-  model, a dict for the states) in batches of 500, with the old and the
-  new ``from_json_bytes``: what the decode step's saving is worth per event of the worker;
-- ``route``: ``POST /v1/events`` in batches of 500, through the ASGI
-  app in-process (body read, validation, location, IP removal, encoding; a producer that
-  drops the messages; no HTTP server; a write key): the collector's CPU per event, old and new
-  validation.
+  model, a dict for the states) in batches of 500 with the old and the new
+  ``from_json_bytes``: what the decode step's saving is worth per event of the worker;
+- ``route``: ``POST /v1/events`` in batches of 500 through the ASGI app in-process (body
+  read, validation, location, IP removal, encoding; a producer that drops the messages; a
+  write key; no HTTP server): the collector's CPU per event with the old and new validation.
 
 Prints the minimum over ``--rounds`` rounds (old and new interleaved) and the load.
 """
