@@ -23,7 +23,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from stream_app.events.pii import hash_traits
 from stream_app.events.schema import (
@@ -35,6 +35,8 @@ from stream_app.events.schema import (
     MAX_FUTURE,
     SCORE_RANGES,
     URL_PATTERN,
+    ConsentSource,
+    ConsentStatus,
     json_errors,
 )
 
@@ -59,8 +61,8 @@ _FROMISO = datetime.fromisoformat
 _CHANNELS = frozenset(CHANNELS)
 _ACTIONS = frozenset(ACTIONS)
 _LABEL_SOURCES = frozenset(LABEL_SOURCES)
-_CONSENT_STATUSES = frozenset(("opt_out", "opt_in"))
-_CONSENT_SOURCES = frozenset(("banner", "gpc", "api", "crm", "other"))
+_CONSENT_STATUSES = frozenset(get_args(ConsentStatus))
+_CONSENT_SOURCES = frozenset(get_args(ConsentSource))
 _CONTEXT_LIMITS = (
     ("user_agent", 1024),
     ("ip", 64),
