@@ -16,6 +16,11 @@ Decisions (also in the report of the change that wrote this file):
   are refused with the code point and its position.
 - ``label.persona`` is only checked as an id here; whether it is in the catalog is checked
   by ``validate_event(..., personas=...)`` (the hook) or by the worker that holds the catalog.
+
+These models are the reference and word every refusal; plainly valid events are accepted
+by ``events/fastpath.py`` without them. A rule changed here must be changed there too (or
+the fast path made to decline the case): ``tests/stream_app/events/test_fastpath.py``
+checks that the fast path accepts nothing these models refuse, with the same result.
 """
 
 from __future__ import annotations

@@ -1,11 +1,17 @@
 """Validation of native events: every field error with its path and a human message.
 
 This is what the collector and the worker call; nothing else builds events.
+
+Two paths, one rule set: a plainly valid event is accepted by ``events/fastpath.py``
+(a few µs); everything else (every refusal included) goes through the pydantic models of
+``events/schema.py``, which say which field is wrong and why. The fast path only ever
+accepts what the full path accepts, with the same result (tests/.../test_fastpath.py).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Container, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -14,6 +20,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from stream_app.events.fastpath import fast_validate
 from stream_app.events.pii import hash_traits
 from stream_app.events.schema import EVENT_TYPES, MAX_DWELL_MS, SCORE_RANGES, json_errors
 
@@ -113,6 +120,29 @@ def validate_event(
     is not in it is rejected with a ``persona`` error. Raises ``EventValidationError``
     listing every field error, and nothing else.
     """
+    now = _utc(now)
+    out = fast_validate(obj, now, hash_pii)
+    if out is None:
+        return validate_event_full(obj, now=now, hash_pii=hash_pii, personas=personas)
+    if personas is not None and out["type"] == "label" and out["persona"] not in personas:
+        raise EventValidationError([_unknown_persona(personas)])
+    return out
+
+
+def _unknown_persona(personas: Container[str]) -> FieldError:
+    known = ", ".join(sorted(personas)) if isinstance(personas, Iterable) else ""
+    return FieldError("persona", f"is not a persona of the catalog (known: {known})")
+
+
+def validate_event_full(
+    obj: object,
+    *,
+    now: datetime | None = None,
+    hash_pii: bool = True,
+    personas: Container[str] | None = None,
+) -> dict[str, Any]:
+    """``validate_event`` through the pydantic models only (no fast path): the reference the
+    fast path is tested against, and the path of every event it does not take."""
     if not isinstance(obj, dict):
         raise EventValidationError([FieldError("", "an event must be a JSON object")])
     event_type = obj.get("type")
@@ -139,10 +169,7 @@ def validate_event(
     else:
         persona = getattr(event, "persona", None)
         if personas is not None and persona is not None and persona not in personas:
-            known = ", ".join(sorted(personas)) if isinstance(personas, Iterable) else ""
-            errors.append(
-                FieldError("persona", f"is not a persona of the catalog (known: {known})")
-            )
+            errors.append(_unknown_persona(personas))
     if errors:
         raise EventValidationError(errors)
     out = event.model_dump(mode="json", exclude_none=True)
@@ -212,6 +239,31 @@ def from_json_bytes(
         raise EventValidationError([FieldError("", "empty message (null value)")])
     if not isinstance(data, bytes | bytearray | memoryview):
         raise EventValidationError([FieldError("", "message value must be bytes")])
+    obj = _loads_fast(data)
+    if obj is _NOT_DECODED:
+        obj = _loads_exact(data)
+    return validate_event(obj, now=now, hash_pii=hash_pii, personas=personas)
+
+
+_NOT_DECODED = object()
+# orjson reads an integer beyond 64 bits as a float; json reads it exactly. Only identify
+# traits keep arbitrary numbers, so such an event is decoded again by json.
+_LONG_INTEGER = re.compile(rb"[0-9]{19}").search
+
+
+def _loads_fast(data: bytes | bytearray | memoryview) -> Any:
+    """orjson's reading of the message (≈10x faster than json's), or ``_NOT_DECODED`` when
+    it refuses it or may read it differently from ``_loads_exact``."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _NOT_DECODED  # json words the error (or reads lone surrogates, like before)
+    if type(obj) is dict and obj.get("type") == "identify" and _LONG_INTEGER(data):
+        return _NOT_DECODED
+    return obj
+
+
+def _loads_exact(data: bytes | bytearray | memoryview) -> Any:
     try:
         text = bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -228,7 +280,7 @@ def from_json_bytes(
         raise EventValidationError([FieldError("", f"not JSON: {exc}")]) from None
     except RecursionError:
         raise EventValidationError([FieldError("", "not JSON: nested too deeply")]) from None
-    return validate_event(obj, now=now, hash_pii=hash_pii, personas=personas)
+    return obj
 
 
 __all__ = [
@@ -239,4 +291,5 @@ __all__ = [
     "to_json_bytes",
     "validate_batch",
     "validate_event",
+    "validate_event_full",
 ]
