@@ -61,6 +61,7 @@ THETA_AVERAGE = 0.005  # the temperature used averages the last ~200 steps
 THETA_BOUNDS = (0.05, 2.0)
 TOUCH_TO_CHANNEL = {c: c for c in ("paid_search", "display", "social", "email")}
 _TYPE_NAMES = {v: k for k, v in TYPE_CODES.items()}
+_MISSING: Any = object()
 
 
 def _hour_bucket(h: int) -> str:
@@ -99,6 +100,9 @@ class TokenModel:
         self._raw: dict[str, list[float]] = {}
         self._nd: dict[str, tuple[list[float], list[float], str]] = {}
         self._late: set[str] = set()  # tokens past POLYA_UNTIL: the cached value is exact
+        # token -> (num, den, context) while Polya-scored, None once the plug-in value is used
+        self._polya: dict[str, tuple[list[float], list[float], str] | None] = {}
+        self._ctx_keys: dict[str, tuple[tuple[str, ...], tuple[int, ...]] | None] = {}
         self._log_z: dict[str, list[float]] = {}
         self._base: list[float] | None = None
 
@@ -244,7 +248,7 @@ class TokenModel:
         out = (num, den, context)
         if len(self._nd) >= CACHE_SIZE:
             self._nd.clear()
-        self._late.clear()
+            self._polya.clear()
         self._nd[token] = out
         return out
 
@@ -264,13 +268,16 @@ class TokenModel:
     def context_totals(seen: Mapping[str, int]) -> dict[str, int]:
         """How many of a visitor's tokens share each context (the Polya ``m``), in one pass."""
         out: dict[str, int] = {}
+        get = out.get
         for t, n in seen.items():
-            if t[:1] == "p" and len(t) > 1:
-                end = t.find("_", 2) + 1 if t[1] == "_" else 2
-                key = t[:end] if end > 0 else t
+            if t[:1] == "p":
+                key = t[:2]
+                if key[1:] == "_":  # a long page code ``_i_``
+                    end = t.find("_", 2) + 1
+                    key = t[:end] if end > 0 else t
             else:
                 key = t[:1]
-            out[key] = out.get(key, 0) + n
+            out[key] = get(key, 0) + n
         return out
 
     def visitor_evidence(
@@ -303,6 +310,66 @@ class TokenModel:
             theta * math.log((x + m_v) / (d + m)) if x + m_v > 0 else -50.0
             for x, d in zip(num, den, strict=True)
         ]
+
+    def _polya_entry(self, token: str) -> tuple[list[float], list[float], str] | None:
+        """``(num, den, context)`` of a token still scored by the Polya predictive, or None
+        when the cached plug-in value is exact enough (cached until the next ``learn``)."""
+        num, den, context = self._num_den(token)
+        out = None if min(den) >= POLYA_UNTIL or token[0] in VISITOR_SLOTS else (num, den, context)
+        if len(self._polya) >= CACHE_SIZE:
+            self._polya.clear()
+        self._polya[token] = out
+        return out
+
+    def _context_keys(self, context: str) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
+        """Every token the mapper can emit in a context (with as many zeros), or None when
+        that set is open (feedback scores; visitor slots are never Polya-scored)."""
+        if context[:1] == "p":
+            values = [code(i) for i in range(len(self.pages))]
+        elif context in ("h", "w", "d", "t", "y", "c"):
+            values = [*self.known[context], *(["_"] if context == "c" else [])]
+        else:
+            values = None
+        out = None if values is None else (tuple(context + v for v in values), (0,) * len(values))
+        self._ctx_keys[context] = out
+        return out
+
+    def vectors(self, tokens: list[str], seen: Mapping[str, int]) -> list[list[float]]:
+        """What each of an event's tokens adds to the visitor's log-likelihoods: the cached
+        ``evidence`` or, while the counts are few, the Polya predictive given the visitor's
+        earlier tokens ``seen`` (as :meth:`visitor_evidence`, in one call per event)."""
+        cache, polya, ctx_keys = self._cache, self._polya, self._ctx_keys
+        out: list[list[float]] = []
+        totals: dict[str, int] | None = None
+        log = math.log
+        for token in tokens:
+            entry = polya.get(token, _MISSING)
+            if entry is _MISSING:
+                entry = self._polya_entry(token)
+            if entry is not None:
+                num, den, context = entry
+                keys = ctx_keys.get(context, _MISSING)
+                if keys is _MISSING:
+                    keys = self._context_keys(context)
+                if keys is not None:  # the few tokens the context can have: look them up
+                    m = sum(map(seen.get, keys[0], keys[1]))
+                else:
+                    if totals is None:
+                        totals = self.context_totals(seen)
+                    m = totals.get(context, 0)
+                if m:
+                    m_v = seen.get(token, 0)
+                    theta = self.temperature
+                    out.append(
+                        [
+                            theta * log((x + m_v) / (d + m)) if x + m_v > 0 else -50.0
+                            for x, d in zip(num, den, strict=True)
+                        ]
+                    )
+                    continue
+            hit = cache.get(token)
+            out.append(hit if hit is not None else self.evidence(token))
+        return out
 
     def evidence(self, token: str) -> list[float]:
         """theta · log P_c(token): what one token adds to a visitor's log-likelihoods."""
@@ -421,6 +488,7 @@ class TokenModel:
         self._raw.clear()
         self._nd.clear()
         self._late.clear()
+        self._polya.clear()
         self._log_z.clear()
         self._base = None
 
