@@ -103,6 +103,7 @@ class TokenModel:
         # token -> (num, den, context) while Polya-scored, None once the plug-in value is used
         self._polya: dict[str, tuple[list[float], list[float], str] | None] = {}
         self._ctx_keys: dict[str, tuple[tuple[str, ...], tuple[int, ...]] | None] = {}
+        self._repeats: dict[tuple[str, int, int], list[float]] = {}  # (token, m_v, m) -> Polya
         self._log_z: dict[str, list[float]] = {}
         self._base: list[float] | None = None
 
@@ -338,7 +339,7 @@ class TokenModel:
         """What each of an event's tokens adds to the visitor's log-likelihoods: the cached
         ``evidence`` or, while the counts are few, the Polya predictive given the visitor's
         earlier tokens ``seen`` (as :meth:`visitor_evidence`, in one call per event)."""
-        cache, polya, ctx_keys = self._cache, self._polya, self._ctx_keys
+        cache, polya, ctx_keys, repeats = self._cache, self._polya, self._ctx_keys, self._repeats
         out: list[list[float]] = []
         totals: dict[str, int] | None = None
         log = math.log
@@ -358,14 +359,18 @@ class TokenModel:
                         totals = self.context_totals(seen)
                     m = totals.get(context, 0)
                 if m:
-                    m_v = seen.get(token, 0)
-                    theta = self.temperature
-                    out.append(
-                        [
+                    key = (token, seen.get(token, 0), m)
+                    vector = repeats.get(key)
+                    if vector is None:
+                        m_v, theta = key[1], self.temperature
+                        vector = [
                             theta * log((x + m_v) / (d + m)) if x + m_v > 0 else -50.0
                             for x, d in zip(num, den, strict=True)
                         ]
-                    )
+                        if len(repeats) >= CACHE_SIZE:
+                            repeats.clear()
+                        repeats[key] = vector
+                    out.append(vector)
                     continue
             hit = cache.get(token)
             out.append(hit if hit is not None else self.evidence(token))
@@ -489,6 +494,7 @@ class TokenModel:
         self._nd.clear()
         self._late.clear()
         self._polya.clear()
+        self._repeats.clear()
         self._log_z.clear()
         self._base = None
 
