@@ -384,6 +384,7 @@ class PersonaMapper:
             "temperature": round(self.model.temperature, 4),
             "prior_strengths": dict(self.model.a),
             "page_backoff": self.model.backoff,
+            "dwell_lognormal_strength": self.model.dwell_strength,
         }
 
     def drift(self) -> dict[str, dict[str, bool]]:
