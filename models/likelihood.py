@@ -133,6 +133,8 @@ class TokenModel:
         self._repeats: dict[tuple[str, int, int], list[float]] = {}  # (token, m_v, m) -> Polya
         self._log_z: dict[str, list[float]] = {}
         self._dwell_fit: list[list[float]] | None = None
+        self._pooled_den: dict[str, float] = {}
+        self._rules_of: dict[str, list[float]] = {}
         self._base: list[float] | None = None
 
     def _known_values(self) -> dict[str, list[str]]:
@@ -205,10 +207,23 @@ class TokenModel:
     def _pooled(self, slot: str, value: str) -> float:
         """b(v): pooled add-one frequency of a value among the slot's known and seen values."""
         key = ("P" if slot == "p" else slot) + value
-        vocab = len(set(self.known[slot]) | self.vocab[slot]) + 1
-        return (sum(self._count(key)) + 1.0) / (
-            sum(self._total("P" if slot == "p" else slot)) + vocab
-        )
+        den = self._pooled_den.get(slot)
+        if den is None:
+            vocab = len(set(self.known[slot]) | self.vocab[slot]) + 1
+            den = sum(self._total("P" if slot == "p" else slot)) + vocab
+            self._pooled_den[slot] = den
+        return (sum(self._count(key)) + 1.0) / den
+
+    def _rule_scores(self, slot: str, value: str) -> list[float]:
+        """The linking rules' summed weight per persona for a token (fixed for a catalog)."""
+        key = slot + value
+        hit = self._rules_of.get(key)
+        if hit is None:
+            hit = self.rules.scores(self.features_of(slot, value))
+            if len(self._rules_of) >= CACHE_SIZE:
+                self._rules_of.clear()
+            self._rules_of[key] = hit
+        return hit
 
     def _log_norm(self, slot: str) -> list[float]:
         hit = self._log_z.get(slot)
@@ -220,7 +235,7 @@ class TokenModel:
         z = [1.0 / total] * self.k  # the unseen values' mass (no rule names them)
         for v in values:
             b = self._pooled(slot, v)
-            for c, r in enumerate(self.rules.scores(self.features_of(slot, v))):
+            for c, r in enumerate(self._rule_scores(slot, v)):
                 z[c] += b * math.exp(RULE_SCALE * r)
         out = [math.log(x) for x in z]
         self._log_z[slot] = out
@@ -229,7 +244,7 @@ class TokenModel:
     def _prior(self, slot: str, value: str) -> list[float]:
         """q_c(v) for every persona."""
         b = self._pooled(slot, value)
-        r = self.rules.scores(self.features_of(slot, value))
+        r = self._rule_scores(slot, value)
         return [
             b * math.exp(RULE_SCALE * s - lz) for s, lz in zip(r, self._log_norm(slot), strict=True)
         ]
@@ -557,6 +572,7 @@ class TokenModel:
                 self.counts.setdefault(key, [0.0] * self.k)[truth] += w
                 self.totals.setdefault(ctx, [0.0] * self.k)[truth] += w
             self.vocab[slot].add(value)
+            self._pooled_den.clear()  # the stickiness above reads the counts as they grow
         self.label_weight[truth] += weight
         self.n_labels += 1
         self.clear_cache()
@@ -570,6 +586,7 @@ class TokenModel:
         self._repeats.clear()
         self._log_z.clear()
         self._dwell_fit = None
+        self._pooled_den.clear()
         self._base = None
 
     # -- snapshots ---------------------------------------------------------------------------
