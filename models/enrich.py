@@ -199,8 +199,19 @@ def enrich(event: dict[str, Any], catalog: Catalog) -> dict[str, str]:
     return enrich_at(event, catalog, parse_ts(event.get("ts")))
 
 
-def enrich_at(event: dict[str, Any], catalog: Catalog, when: datetime | None) -> dict[str, str]:
-    """:func:`enrich` with the event's ``ts`` already parsed (``when``)."""
+_HOUR_BUCKETS = tuple(hour_bucket(h) for h in range(24))
+
+
+def enrich_at(
+    event: dict[str, Any],
+    catalog: Catalog,
+    when: datetime | None,
+    pages: dict[Any, tuple[str, str]] | None = None,
+) -> dict[str, str]:
+    """:func:`enrich` with the event's ``ts`` already parsed (``when``). ``pages``: a plain
+    dict the caller keeps as a cache of (URL, referrer) -> (page category, channel) for
+    this catalog (one look-up instead of three; the catalog's own cache sits behind
+    pydantic's slower private-attribute access)."""
     kind = event.get("type")
     out: dict[str, str] = {"type": kind if isinstance(kind, str) else "other"}
     ctx = event.get("context")
@@ -210,23 +221,33 @@ def enrich_at(event: dict[str, Any], catalog: Catalog, when: datetime | None) ->
             out["device"], out["os"], out["browser"] = parse_user_agent(ua)
         country = ctx.get("country")
         if isinstance(country, str) and country:
-            out["country"] = country.upper()
-            out["region"] = region_of(country) or "other"
+            upper = country.upper()
+            out["country"] = upper
+            out["region"] = _REGION_OF.get(upper, "other")
     if when is not None:
-        out["hour"] = hour_bucket(when.hour)
+        out["hour"] = _HOUR_BUCKETS[when.hour]
         out["day"] = "weekend" if when.weekday() >= 5 else "weekday"
     if kind == "page_view":
         url = event.get("url")
         url = url if isinstance(url, str) else ""
-        path = _path(url)
-        out["page"] = catalog.page_category(path) if path is not None else "other"
         referrer = event.get("referrer")
-        channel = channel_of(url, referrer if isinstance(referrer, str) else None)
+        referrer = referrer if isinstance(referrer, str) else None
+        key = (url, referrer)
+        hit = pages.get(key) if pages is not None else None
+        if hit is None:
+            path = _path(url)
+            page = catalog.page_category(path) if path is not None else "other"
+            hit = (page, channel_of(url, referrer))
+            if pages is not None:
+                if len(pages) >= 20_000:
+                    pages.clear()
+                pages[key] = hit
+        out["page"], channel = hit
         if channel != "internal":
             out["channel"] = channel
         dwell = event.get("dwell_ms")
         if isinstance(dwell, int) and not isinstance(dwell, bool) and dwell >= 0:
-            out["dwell"] = dwell_bucket(dwell) or "short"
+            out["dwell"] = "short" if dwell < 10_000 else "medium" if dwell < 60_000 else "long"
     elif kind == "touchpoint":
         channel, action = str(event.get("channel", "other")), str(event.get("action", "other"))
         out["touch"] = f"{channel}:{action}"

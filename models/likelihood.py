@@ -16,6 +16,10 @@ For a token of slot ``s`` with value ``v`` (see ``models.tokens``) and persona `
   ``P_c(v | u) = (n_c(u → v) + B · U_c(v)) / (n_c(u → ·) + B)``, and ``U_c`` is a categorical
   slot as above. Independent pages (naive Bayes) are the special case where every row of
   the chain equals ``U_c``.
+* Dwell bins have a second candidate prior: each persona's discretised log-normal fitted to
+  its bin counts (``dwell_fit``), with its own strength grid. Which prior, and how strong, is
+  chosen by the same prequential score, so a world whose dwell times are not log-normal keeps
+  the bins (a fitted 2-parameter shape needs far fewer labels than 17 free bins when it holds).
 * The log-likelihoods are scaled by a temperature ``theta`` learned online from the labels
   (progressive log loss, RMSprop steps, averaged over the recent ones): evidence that is
   correlated or misspecified in a world gets ``theta < 1``, instead of making the posterior
@@ -29,6 +33,7 @@ counts are exact, O(1) per token and serialise to plain JSON.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +45,7 @@ from models.snapshot import SnapshotError
 from models.tokens import (
     CODES,
     DWELL_BINS,
+    DWELL_EDGES_S,
     SLOTS,
     START,
     TYPE_CODES,
@@ -56,11 +62,29 @@ RULE_SCALE = 0.35  # catalog weights are guesses, not calibrated log-odds: about
 POLYA_UNTIL = 500.0  # persona counts of a context from which the plug-in value is used
 GRID_A = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0)  # prior strengths tried, per slot
 GRID_B = (1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 1e6)  # page backoffs tried
+# strengths tried for the dwell bins' log-normal prior (1e6: the parametric fit alone)
+GRID_D = (10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 1e4, 1e6)
+DWELL_FIT_PSEUDO = 10.0  # pseudo-counts of the catalog prior in each persona's dwell fit
+_LOG_EDGES = tuple(math.log(e * 1000.0) for e in DWELL_EDGES_S)
+_WIDTH = sum(b - a for a, b in itertools.pairwise(_LOG_EDGES)) / (len(_LOG_EDGES) - 1)
+_SHEPPARD = _WIDTH**2 / 12  # a bin's width's share in the variance of binned values
+_DWELL_INDEX = {code(b): b for b in range(DWELL_BINS)}
+# log-ms centre of each dwell bin (the open-ended first and last bins: half a unit outside)
+_DWELL_CENTRES = (
+    _LOG_EDGES[0] - 0.5,
+    *((a + b) / 2 for a, b in itertools.pairwise(_LOG_EDGES)),
+    _LOG_EDGES[-1] + 0.5,
+)
 THETA_DECAY = 0.99
 THETA_AVERAGE = 0.005  # the temperature used averages the last ~200 steps
 THETA_BOUNDS = (0.05, 2.0)
 TOUCH_TO_CHANNEL = {c: c for c in ("paid_search", "display", "social", "email")}
 _TYPE_NAMES = {v: k for k, v in TYPE_CODES.items()}
+_MISSING: Any = object()
+
+
+def _normal_cdf(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
 
 
 def _hour_bucket(h: int) -> str:
@@ -90,6 +114,10 @@ class TokenModel:
         self.a_score = {s: [0.0] * len(GRID_A) for s in SLOTS}
         self.b_score = [0.0] * len(GRID_B)
         self.a = dict.fromkeys(SLOTS, prior_strength)
+        # dwell: the bins' prior is either the catalog's (strength a["d"]) or each persona's
+        # discretised log-normal fit (strength dwell_strength, 0 = not chosen)
+        self.d_score = [0.0] * len(GRID_D)
+        self.dwell_strength = 0.0
         # page stickiness per persona: self-transitions seen, and expected from U_c
         self.stay_seen = [0.0] * self.k
         self.stay_expected = [0.0] * self.k
@@ -99,7 +127,14 @@ class TokenModel:
         self._raw: dict[str, list[float]] = {}
         self._nd: dict[str, tuple[list[float], list[float], str]] = {}
         self._late: set[str] = set()  # tokens past POLYA_UNTIL: the cached value is exact
+        # token -> (num, den, context) while Polya-scored, None once the plug-in value is used
+        self._polya: dict[str, tuple[list[float], list[float], str] | None] = {}
+        self._ctx_keys: dict[str, tuple[tuple[str, ...], tuple[int, ...]] | None] = {}
+        self._repeats: dict[tuple[str, int, int], list[float]] = {}  # (token, m_v, m) -> Polya
         self._log_z: dict[str, list[float]] = {}
+        self._dwell_fit: list[list[float]] | None = None
+        self._pooled_den: dict[str, float] = {}
+        self._rules_of: dict[str, list[float]] = {}
         self._base: list[float] | None = None
 
     def _known_values(self) -> dict[str, list[str]]:
@@ -172,10 +207,23 @@ class TokenModel:
     def _pooled(self, slot: str, value: str) -> float:
         """b(v): pooled add-one frequency of a value among the slot's known and seen values."""
         key = ("P" if slot == "p" else slot) + value
-        vocab = len(set(self.known[slot]) | self.vocab[slot]) + 1
-        return (sum(self._count(key)) + 1.0) / (
-            sum(self._total("P" if slot == "p" else slot)) + vocab
-        )
+        den = self._pooled_den.get(slot)
+        if den is None:
+            vocab = len(set(self.known[slot]) | self.vocab[slot]) + 1
+            den = sum(self._total("P" if slot == "p" else slot)) + vocab
+            self._pooled_den[slot] = den
+        return (sum(self._count(key)) + 1.0) / den
+
+    def _rule_scores(self, slot: str, value: str) -> list[float]:
+        """The linking rules' summed weight per persona for a token (fixed for a catalog)."""
+        key = slot + value
+        hit = self._rules_of.get(key)
+        if hit is None:
+            hit = self.rules.scores(self.features_of(slot, value))
+            if len(self._rules_of) >= CACHE_SIZE:
+                self._rules_of.clear()
+            self._rules_of[key] = hit
+        return hit
 
     def _log_norm(self, slot: str) -> list[float]:
         hit = self._log_z.get(slot)
@@ -187,7 +235,7 @@ class TokenModel:
         z = [1.0 / total] * self.k  # the unseen values' mass (no rule names them)
         for v in values:
             b = self._pooled(slot, v)
-            for c, r in enumerate(self.rules.scores(self.features_of(slot, v))):
+            for c, r in enumerate(self._rule_scores(slot, v)):
                 z[c] += b * math.exp(RULE_SCALE * r)
         out = [math.log(x) for x in z]
         self._log_z[slot] = out
@@ -196,10 +244,40 @@ class TokenModel:
     def _prior(self, slot: str, value: str) -> list[float]:
         """q_c(v) for every persona."""
         b = self._pooled(slot, value)
-        r = self.rules.scores(self.features_of(slot, value))
+        r = self._rule_scores(slot, value)
         return [
             b * math.exp(RULE_SCALE * s - lz) for s, lz in zip(r, self._log_norm(slot), strict=True)
         ]
+
+    def dwell_fit(self) -> list[list[float]]:
+        """Per persona, the dwell bins' probabilities under a log-normal dwell time fitted to
+        the persona's bin counts plus DWELL_FIT_PSEUDO pseudo-counts of the catalog prior
+        (moments of log dwell over the bin centres, Sheppard-corrected). Dwell times are
+        roughly log-normal on real sites; whether this prior is used, and how strongly, is
+        chosen from the labels (``select``), so a world where it is wrong keeps the bins."""
+        if self._dwell_fit is not None:
+            return self._dwell_fit
+        k, bins = self.k, range(DWELL_BINS)
+        weights = [[0.0] * DWELL_BINS for _ in range(k)]
+        tot = self._total("d")
+        for b in bins:
+            value = code(b)
+            n, q = self._count("d" + value), self._prior("d", value)
+            for c in range(k):
+                weights[c][b] = (n[c] + DWELL_FIT_PSEUDO * q[c]) / (tot[c] + DWELL_FIT_PSEUDO)
+        out = []
+        cdf = _normal_cdf
+        for w in weights:
+            total = sum(w)
+            mu = sum(x * y for x, y in zip(w, _DWELL_CENTRES, strict=True)) / total
+            var = sum(x * (y - mu) ** 2 for x, y in zip(w, _DWELL_CENTRES, strict=True)) / total
+            sd = math.sqrt(max(var - _SHEPPARD, 0.01))
+            cuts = [0.0, *(cdf((e - mu) / sd) for e in _LOG_EDGES), 1.0]
+            probs = [max(b - a, 0.0) + 1e-9 for a, b in itertools.pairwise(cuts)]
+            z = sum(probs)
+            out.append([x / z for x in probs])
+        self._dwell_fit = out
+        return out
 
     def _categorical(self, slot: str, key: str, value: str, a: float | None = None) -> list[float]:
         a = self.a[slot] if a is None else a
@@ -235,6 +313,14 @@ class TokenModel:
             n, tot = self._count(token), self._total(context)
             num = [n[c] + b * target[c] for c in range(self.k)]
             den = [tot[c] + b for c in range(self.k)]
+        elif slot == "d" and self.dwell_strength and value in _DWELL_INDEX:
+            a = self.dwell_strength
+            b = _DWELL_INDEX[value]
+            fit = self.dwell_fit()
+            q = [fit[c][b] for c in range(self.k)]
+            n, tot = self._count(token), self._total(slot)
+            num = [n[c] + a * q[c] for c in range(self.k)]
+            den = [tot[c] + a for c in range(self.k)]
         else:
             a = self.a[slot]
             q = self._prior(slot, value)
@@ -244,7 +330,7 @@ class TokenModel:
         out = (num, den, context)
         if len(self._nd) >= CACHE_SIZE:
             self._nd.clear()
-        self._late.clear()
+            self._polya.clear()
         self._nd[token] = out
         return out
 
@@ -264,13 +350,16 @@ class TokenModel:
     def context_totals(seen: Mapping[str, int]) -> dict[str, int]:
         """How many of a visitor's tokens share each context (the Polya ``m``), in one pass."""
         out: dict[str, int] = {}
+        get = out.get
         for t, n in seen.items():
-            if t[:1] == "p" and len(t) > 1:
-                end = t.find("_", 2) + 1 if t[1] == "_" else 2
-                key = t[:end] if end > 0 else t
+            if t[:1] == "p":
+                key = t[:2]
+                if key[1:] == "_":  # a long page code ``_i_``
+                    end = t.find("_", 2) + 1
+                    key = t[:end] if end > 0 else t
             else:
                 key = t[:1]
-            out[key] = out.get(key, 0) + n
+            out[key] = get(key, 0) + n
         return out
 
     def visitor_evidence(
@@ -303,6 +392,70 @@ class TokenModel:
             theta * math.log((x + m_v) / (d + m)) if x + m_v > 0 else -50.0
             for x, d in zip(num, den, strict=True)
         ]
+
+    def _polya_entry(self, token: str) -> tuple[list[float], list[float], str] | None:
+        """``(num, den, context)`` of a token still scored by the Polya predictive, or None
+        when the cached plug-in value is exact enough (cached until the next ``learn``)."""
+        num, den, context = self._num_den(token)
+        out = None if min(den) >= POLYA_UNTIL or token[0] in VISITOR_SLOTS else (num, den, context)
+        if len(self._polya) >= CACHE_SIZE:
+            self._polya.clear()
+        self._polya[token] = out
+        return out
+
+    def _context_keys(self, context: str) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
+        """Every token the mapper can emit in a context (with as many zeros), or None when
+        that set is open (feedback scores; visitor slots are never Polya-scored)."""
+        if context[:1] == "p":
+            values = [code(i) for i in range(len(self.pages))]
+        elif context in ("h", "w", "d", "t", "y", "c"):
+            values = [*self.known[context], *(["_"] if context == "c" else [])]
+        else:
+            values = None
+        out = None if values is None else (tuple(context + v for v in values), (0,) * len(values))
+        self._ctx_keys[context] = out
+        return out
+
+    def vectors(self, tokens: list[str], seen: Mapping[str, int]) -> list[list[float]]:
+        """What each of an event's tokens adds to the visitor's log-likelihoods: the cached
+        ``evidence`` or, while the counts are few, the Polya predictive given the visitor's
+        earlier tokens ``seen`` (as :meth:`visitor_evidence`, in one call per event)."""
+        cache, polya, ctx_keys, repeats = self._cache, self._polya, self._ctx_keys, self._repeats
+        out: list[list[float]] = []
+        totals: dict[str, int] | None = None
+        log = math.log
+        for token in tokens:
+            entry = polya.get(token, _MISSING)
+            if entry is _MISSING:
+                entry = self._polya_entry(token)
+            if entry is not None:
+                num, den, context = entry
+                keys = ctx_keys.get(context, _MISSING)
+                if keys is _MISSING:
+                    keys = self._context_keys(context)
+                if keys is not None:  # the few tokens the context can have: look them up
+                    m = sum(map(seen.get, keys[0], keys[1]))
+                else:
+                    if totals is None:
+                        totals = self.context_totals(seen)
+                    m = totals.get(context, 0)
+                if m:
+                    key = (token, seen.get(token, 0), m)
+                    vector = repeats.get(key)
+                    if vector is None:
+                        m_v, theta = key[1], self.temperature
+                        vector = [
+                            theta * log((x + m_v) / (d + m)) if x + m_v > 0 else -50.0
+                            for x, d in zip(num, den, strict=True)
+                        ]
+                        if len(repeats) >= CACHE_SIZE:
+                            repeats.clear()
+                        repeats[key] = vector
+                    out.append(vector)
+                    continue
+            hit = cache.get(token)
+            out.append(hit if hit is not None else self.evidence(token))
+        return out
 
     def evidence(self, token: str) -> list[float]:
         """theta · log P_c(token): what one token adds to a visitor's log-likelihoods."""
@@ -379,6 +532,10 @@ class TokenModel:
             scores = self.a_score[slot]
             for i, a in enumerate(GRID_A):
                 scores[i] += w * math.log((n_c + a * q) / (tot + a))
+            if slot == "d" and value in _DWELL_INDEX:
+                q = self.dwell_fit()[truth][_DWELL_INDEX[value]]
+                for i, a in enumerate(GRID_D):
+                    self.d_score[i] += w * math.log((n_c + a * q) / (tot + a))
             if slot == "p":
                 u = self._backoff_target(context, value)[truth]
                 n_t, tot_t = self._count(token)[truth], self._total(context)[truth]
@@ -389,6 +546,9 @@ class TokenModel:
                 self.a[slot] = GRID_A[max(range(len(GRID_A)), key=scores.__getitem__)]
         if any(self.b_score):
             self.backoff = GRID_B[max(range(len(GRID_B)), key=self.b_score.__getitem__)]
+        best_d = max(range(len(GRID_D)), key=self.d_score.__getitem__)
+        use = any(self.d_score) and self.d_score[best_d] > max(self.a_score["d"])
+        self.dwell_strength = GRID_D[best_d] if use else 0.0
 
     def add(self, tokens: Mapping[str, Any], truth: int, weight: float) -> None:
         """Add a labelled visitor's token counts (weighted) to persona ``truth``."""
@@ -412,6 +572,7 @@ class TokenModel:
                 self.counts.setdefault(key, [0.0] * self.k)[truth] += w
                 self.totals.setdefault(ctx, [0.0] * self.k)[truth] += w
             self.vocab[slot].add(value)
+            self._pooled_den.clear()  # the stickiness above reads the counts as they grow
         self.label_weight[truth] += weight
         self.n_labels += 1
         self.clear_cache()
@@ -421,7 +582,11 @@ class TokenModel:
         self._raw.clear()
         self._nd.clear()
         self._late.clear()
+        self._polya.clear()
+        self._repeats.clear()
         self._log_z.clear()
+        self._dwell_fit = None
+        self._pooled_den.clear()
         self._base = None
 
     # -- snapshots ---------------------------------------------------------------------------
@@ -439,6 +604,8 @@ class TokenModel:
             "a": self.a,
             "a_score": self.a_score,
             "b_score": self.b_score,
+            "d_score": self.d_score,
+            "dwell_strength": self.dwell_strength,
             "stay": [self.stay_seen, self.stay_expected, self.moves],
         }
 
@@ -457,6 +624,12 @@ class TokenModel:
             a = {s: float(doc["a"][s]) for s in SLOTS}
             a_score = {s: [float(x) for x in doc["a_score"][s]] for s in SLOTS}
             b_score = [float(x) for x in doc["b_score"]]
+            # Snapshots from before the dwell fit: the fit starts level with the best bins
+            # prior and has to win on new labels.
+            d_score = [float(x) for x in doc.get("d_score") or [max(a_score["d"])] * len(GRID_D)]
+            dwell_strength = float(doc.get("dwell_strength", 0.0))
+            if len(d_score) != len(GRID_D) or dwell_strength not in (0.0, *GRID_D):
+                raise SnapshotError("bad token model in snapshot: dwell prior")
             stay = [[float(x) for x in row] for row in doc["stay"]]
             if len(stay) != 3 or any(len(row) != out.k for row in stay):
                 raise SnapshotError("bad token model in snapshot: stickiness")
@@ -469,7 +642,8 @@ class TokenModel:
             raise SnapshotError(f"bad token model in snapshot: {exc!r}") from None
         numbers = [*weights, temperature, theta_step, g2, *a.values(), out.prior_strength]
         numbers.append(out.backoff)
-        scores = [*b_score, *(x for v in a_score.values() for x in v), *stay[0], *stay[1]]
+        scores = [*b_score, *d_score, *(x for v in a_score.values() for x in v), *stay[0]]
+        scores.extend(stay[1])
         if not all(math.isfinite(x) for x in scores) or min(a.values()) <= 0:
             raise SnapshotError("bad token model in snapshot: grid scores")
         if len(weights) != out.k or not all(math.isfinite(x) and x >= 0 for x in numbers):
@@ -479,6 +653,7 @@ class TokenModel:
         out.label_weight, out.temperature, out.g2, out.n_labels = weights, temperature, g2, n_labels
         out.theta_step = theta_step
         out.a, out.a_score, out.b_score = a, a_score, b_score
+        out.d_score, out.dwell_strength = d_score, dwell_strength
         out.stay_seen, out.stay_expected, out.moves = stay
         for key, values in counts.items():
             if not (isinstance(key, str) and len(key) >= 2 and isinstance(values, list)):

@@ -32,6 +32,7 @@ from models.metrics import ProgressiveMetrics
 from models.rules import JourneyRules
 from models.tokens import (
     CODES,
+    DWELL_TOKENS,
     FEEDBACK_CODES,
     START,
     TYPE_CODES,
@@ -80,6 +81,7 @@ class PersonaMapper:
             for j, a in enumerate(TOUCH_ACTIONS)
         }
         self._index = {p: i for i, p in enumerate(self.personas)}
+        self._pages: dict[Any, tuple[str, str]] = {}  # (URL, referrer) -> page, channel
 
     @property
     def n_labels(self) -> int:
@@ -125,11 +127,12 @@ class PersonaMapper:
         happen at the visitor's last event time.
         """
         new, features = self._step(self._usable(state), event)
-        personas = self._distribution(new["ll"], new.get("label"))
-        top = max(personas, key=personas.__getitem__)
+        proba = self._proba(new["ll"], new.get("label"))
+        best = max(proba)
+        top = self.personas[proba.index(best)]
         return new, {
-            "personas": personas,
-            "top": {"persona": top, "probability": personas[top]},
+            "personas": dict(zip(self.personas, proba, strict=True)),
+            "top": {"persona": top, "probability": best},
             "phase": new["phase"],
             "features": features,
         }
@@ -190,7 +193,7 @@ class PersonaMapper:
             prev = page
             dwell = event.get("dwell_ms")
             if isinstance(dwell, int) and not isinstance(dwell, bool) and dwell >= 0:
-                out.append("d" + code(dwell_bin(dwell)))
+                out.append(DWELL_TOKENS[dwell_bin(dwell)])
         elif kind == "touchpoint":
             touch = self._touch_code.get(features.get("touch", ""))
             if touch is not None:
@@ -205,7 +208,7 @@ class PersonaMapper:
         self, state: dict[str, Any], event: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, str]]:
         when = parse_ts(event.get("ts"))
-        features = enrich_at(event, self.catalog, when)
+        features = enrich_at(event, self.catalog, when, self._pages)
         new = dict(state)
         new["n"] = state["n"] + 1
         phase = state["phase"]
@@ -222,23 +225,23 @@ class PersonaMapper:
         now = when.timestamp() if when is not None else None
         tokens, prev = self.tokens(state, event, features, now)
         now = now if now is not None else last
-        cache, evidence, polya = self.model._cache, self.model.evidence, self.model.visitor_evidence
         seen = state["k"]
-        counts = dict(seen)
-        totals: dict[str, int] = {}  # the visitor's context counts, built on first need
-        vectors = [polya(t, seen, totals) or cache.get(t) or evidence(t) for t in tokens]
-        for token in tokens:
-            if token in counts:
-                counts[token] += 1
-            elif len(counts) < MAX_TOKENS or token[0] in VISITOR_SLOTS:
-                counts[token] = 1
+        vectors = self.model.vectors(tokens, seen) if tokens else tokens
+        if tokens:
+            counts = dict(seen)
+            for token in tokens:
+                if token in counts:
+                    counts[token] += 1
+                elif len(counts) < MAX_TOKENS or token[0] in VISITOR_SLOTS:
+                    counts[token] = 1
+            new["k"] = counts
         ll = state["ll"]
         if last is not None and now is not None and now != last:
             # Decay old evidence to `now`; an out-of-order (older) event is discounted instead.
             if now > last:
                 factor = 0.5 ** ((now - last) / self.half_life_s)
                 ll = [v * factor for v in ll]
-                new["ts"] = round(now, 3)
+                new["ts"] = int(now * 1000.0 + 0.5) / 1000.0  # round(now, 3), now > 0
             else:
                 factor = 0.5 ** ((last - now) / self.half_life_s)
                 vectors = [[v * factor for v in e] for e in vectors]
@@ -247,8 +250,11 @@ class PersonaMapper:
         if vectors:
             ll = list(map(sum, zip(ll, *vectors, strict=True)))
             top = max(ll)
-            new["ll"] = [round(v - top, 3) if v - top > LL_FLOOR else LL_FLOOR for v in ll]
-        new["k"] = counts
+            # round(x, 3) for x <= 0, without its decimal conversion; the floor keeps states small
+            new["ll"] = [
+                -int(0.5 - 1000.0 * (v - top)) / 1000.0 if v - top > LL_FLOOR else LL_FLOOR
+                for v in ll
+            ]
         new["q"] = prev
         return new, features
 
@@ -294,6 +300,10 @@ class PersonaMapper:
         return self._distribution(ll, label if isinstance(label, dict) else None)
 
     def _distribution(self, ll: list[float], label: dict[str, Any] | None) -> dict[str, float]:
+        return dict(zip(self.personas, self._proba(ll, label), strict=True))
+
+    def _proba(self, ll: list[float], label: dict[str, Any] | None) -> list[float]:
+        """The distribution as a list in persona order."""
         logits = [b + v for b, v in zip(self.model.log_base(), ll, strict=True)]
         top = max(logits)
         exp = math.exp
@@ -307,7 +317,7 @@ class PersonaMapper:
                 for p, q in zip(self.personas, exps, strict=True)
             ]
             total = sum(exps)
-        return {p: q / total for p, q in zip(self.personas, exps, strict=True)}
+        return [q / total for q in exps]
 
     # -- learning -------------------------------------------------------------------------
     def check_persona(self, persona: str) -> None:
@@ -374,6 +384,7 @@ class PersonaMapper:
             "temperature": round(self.model.temperature, 4),
             "prior_strengths": dict(self.model.a),
             "page_backoff": self.model.backoff,
+            "dwell_lognormal_strength": self.model.dwell_strength,
         }
 
     def drift(self) -> dict[str, dict[str, bool]]:

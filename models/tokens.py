@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import string
+from bisect import bisect_right
 from typing import Any
 
 from models.catalog import TOUCH_ACTIONS, TOUCH_CHANNELS
@@ -34,7 +35,7 @@ CODES = string.digits + string.ascii_letters  # 62 one-character codes
 START = "^"  # "previous page" at the start of a session
 DWELL_EDGES_S = (1, 2, 3.5, 6, 10, 15, 22, 32, 45, 60, 90, 140, 220, 360, 600, 1200)
 DWELL_BINS = len(DWELL_EDGES_S) + 1
-_LOG_EDGES = [math.log(e * 1000.0) for e in DWELL_EDGES_S]
+_EDGES_MS = [e * 1000.0 for e in DWELL_EDGES_S]
 SLOTS = "ughwcpdtfy"
 VISITOR_SLOTS = frozenset("ug")
 TYPE_CODES = {"page_view": "p", "touchpoint": "t", "feedback": "f", "identify": "i"}
@@ -72,11 +73,11 @@ def touch_name(value: str) -> str:
 
 
 def dwell_bin(dwell_ms: int) -> int:
-    x = math.log(max(dwell_ms, 1))
-    for i, edge in enumerate(_LOG_EDGES):
-        if x < edge:
-            return i
-    return len(_LOG_EDGES)
+    """The bin of a dwell time: how many edges it reaches (``bisect`` on milliseconds)."""
+    return bisect_right(_EDGES_MS, dwell_ms)
+
+
+DWELL_TOKENS = tuple("d" + code(b) for b in range(DWELL_BINS))
 
 
 def dwell_bucket_of_bin(b: int) -> str:

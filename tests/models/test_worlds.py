@@ -199,3 +199,40 @@ def test_context_totals_count_the_tokens_sharing_each_context() -> None:
         context = TokenModel.parts(token)[1]
         assert totals[context] == sum(n for t, n in seen.items() if t.startswith(context))
     assert totals == {"p^": 2, "p3": 5, "p_70_": 6, "d": 4, "y": 2}
+
+
+def _bimodal(world: World, spread: float = 1.2) -> World:
+    """The world with bimodal dwell times (not log-normal); its oracle no longer applies."""
+    gauss, uniform = world.rng.gauss, world.rng.random
+
+    def draw(mu: float, sigma: float) -> float:
+        return mu + (spread if uniform() < 0.5 else -spread) * sigma + gauss(0.0, 0.35 * sigma)
+
+    world.rng.gauss = draw  # type: ignore[method-assign]
+    return world
+
+
+def test_the_labels_choose_whether_dwell_is_log_normal(catalog: Catalog) -> None:
+    lognormal = PersonaMapper(catalog)
+    train(lognormal, World(catalog, seed=6).visitors(800))
+    assert lognormal.model.dwell_strength >= 1000  # the fit is (nearly) the whole prior
+    bimodal = PersonaMapper(catalog)
+    train(bimodal, _bimodal(World(catalog, seed=6)).visitors(800))
+    assert bimodal.model.dwell_strength < 1000  # the bins keep a shape the fit misses
+    fit = lognormal.model.dwell_fit()
+    assert all(abs(sum(row) - 1.0) < 1e-9 and min(row) > 0 for row in fit)
+
+
+def test_snapshots_keep_the_dwell_prior_and_older_ones_still_load(catalog: Catalog) -> None:
+    from models.likelihood import GRID_D, TokenModel
+
+    mapper = PersonaMapper(catalog)
+    train(mapper, World(catalog, seed=6).visitors(300))
+    back = PersonaMapper.from_snapshot(mapper.snapshot(), catalog)
+    assert back.model.d_score == pytest.approx(mapper.model.d_score)
+    assert back.model.dwell_strength == mapper.model.dwell_strength
+    doc = mapper.model.to_dict()
+    del doc["d_score"], doc["dwell_strength"]
+    older = TokenModel.from_dict(doc, catalog)
+    assert older.dwell_strength == 0.0  # the catalog's prior until new labels favour the fit
+    assert older.d_score == [max(doc["a_score"]["d"])] * len(GRID_D)
