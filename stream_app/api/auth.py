@@ -205,7 +205,11 @@ class Access:
         app.state.access = self
 
     async def guard(self, request: Request) -> None:
-        """The app-wide dependency: runs after routing, before the route's handler."""
+        """The access check of every request, before the route's handler runs.
+
+        FastAPI runs it as the app-wide dependency after routing; for the hot routes
+        ``stream_app/api/fast.py`` calls it itself with ``scope["route"]`` set the same way.
+        """
         route = request.scope.get("route")
         policy = policy_of(request.method, getattr(route, "path", ""))
         if policy.role is None:
