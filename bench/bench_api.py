@@ -4,6 +4,7 @@
         [--visitors 20000] [--only lookup,event,batch,segment] [--no-half]
         [--write-key KEY --read-key KEY]   # with auth on (INTERFACES.md section 3)
         [--url http://127.0.0.1:8000]      # an API that is already running (else one is started)
+        [--py-spy OUT.txt]                 # profile the started API (py-spy, collapsed stacks)
 
 Needs ``wrk`` (``deploy/local/install.sh`` installs it), the local Kafka and Redis. Unless
 ``--url`` is given it starts ``persona-stream api --workers N`` on a free port with its own
@@ -24,12 +25,18 @@ Half rate: Debian's wrk 4.1 has no ``-R`` (that is wrk2), so each connection wai
 and corrected once from a first paced run; the rate reached is measured and printed. This
 is a closed loop: a slow answer delays the next request of its connection, so unlike wrk2
 it does not count the time requests would have waited (coordinated omission).
+
+``--py-spy OUT`` runs the started API under ``py-spy record`` (250 Hz, collapsed stacks, a
+dev dependency) and writes the profile of the whole run to OUT when the API stops; use it
+with ``--only`` for one scenario. The CPU columns then count the API process(es) only, not
+py-spy, but sampling slows the API: profile and measure in separate runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -323,11 +330,19 @@ def segment_template(event: dict[str, Any]) -> str:
 class Api:
     """``persona-stream api`` on a free port, with its own Redis prefix and events topic."""
 
-    def __init__(self, workers: int, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, workers: int, env: dict[str, str], log: Path, profile: Path | None = None
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.profiled = profile is not None
         cmd = [sys.executable, "-m", "stream_app.cli", "api", "--port", str(self.port)]
         cmd += ["--workers", str(workers), "--log-level", "warning"]
+        if profile is not None:
+            spy = str(Path(sys.executable).with_name("py-spy"))
+            cmd = [spy, "record", "-r", "250", "-f", "raw", "-o", str(profile)]
+            cmd += ["--subprocesses", "--", sys.executable, "-m", "stream_app.cli", "api"]
+            cmd += ["--port", str(self.port), "--workers", str(workers), "--log-level", "warning"]
         self.proc = subprocess.Popen(
             cmd,
             cwd=ROOT,
@@ -347,7 +362,23 @@ class Api:
                 time.sleep(0.2)
         raise RuntimeError("the API did not answer /healthz within 60 s")
 
+    def api_pids(self) -> list[int]:
+        """The API process(es): under py-spy, its child (and that one's workers)."""
+        pids = process_tree(self.proc.pid)
+        if self.profiled:
+            pids = [p for child in pids if child != self.proc.pid for p in process_tree(child)]
+        return pids
+
     def stop(self) -> None:
+        if self.profiled:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGINT)  # py-spy writes its profile, then exits
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(30)
+            # the API itself outlives py-spy: stopped with the rest of its process group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            return
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -382,6 +413,7 @@ def main() -> int:
     parser.add_argument("--url", help="an API already running (its Redis must be ours)")
     parser.add_argument("--write-key", help="sent as Bearer (native) and Basic (Segment)")
     parser.add_argument("--read-key", help="sent as Bearer on lookups")
+    parser.add_argument("--py-spy", help="profile the started API with py-spy into this file")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is missing: bash deploy/local/install.sh installs Debian's wrk")
@@ -407,10 +439,10 @@ def main() -> int:
         if args.url:
             url = args.url.rstrip("/")
         else:
-            api = Api(args.workers, env, log)
+            api = Api(args.workers, env, log, Path(args.py_spy) if args.py_spy else None)
             url = api.url
             time.sleep(1.0)  # uvicorn's worker processes are up once /healthz answers
-            API_PIDS[:] = process_tree(api.proc.pid)
+            API_PIDS[:] = api.api_pids()
         read_headers: dict[str, str] = {}
         write_headers = {"Content-Type": "application/json", "CF-IPCountry": "DE"}
         segment_headers = {"Content-Type": "application/json"}

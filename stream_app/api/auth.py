@@ -27,9 +27,10 @@ from enum import IntEnum
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from starlette.responses import Response
 
 from stream_app.api.ratelimit import TokenBuckets, retry_after_header
+from stream_app.api.responses import OrjsonResponse
 from stream_app.events.segment import write_key_from_basic_auth
 from stream_app.metrics import ApiMetrics
 from stream_app.settings import Settings
@@ -105,6 +106,11 @@ class _Entry:
 
 def _digest(key: bytes) -> bytes:
     return hashlib.sha256(key).digest()
+
+
+def denied_response(exc: AccessDenied) -> Response:
+    """401/403/429 as ``{"error": ...}`` with the exception's headers."""
+    return OrjsonResponse({"error": exc.message}, exc.status, headers=exc.headers)
 
 
 class KeyRing:
@@ -191,15 +197,19 @@ class Access:
     def install(self, app: FastAPI) -> None:
         """Answer :class:`AccessDenied` as JSON ``{"error": ...}`` with its headers."""
 
-        async def on_denied(request: Request, exc: Exception) -> JSONResponse:
+        async def on_denied(request: Request, exc: Exception) -> Response:
             assert isinstance(exc, AccessDenied)
-            return JSONResponse({"error": exc.message}, exc.status, headers=exc.headers)
+            return denied_response(exc)
 
         app.add_exception_handler(AccessDenied, on_denied)
         app.state.access = self
 
     async def guard(self, request: Request) -> None:
-        """The app-wide dependency: runs after routing, before the route's handler."""
+        """The access check of every request, before the route's handler runs.
+
+        FastAPI runs it as the app-wide dependency after routing; for the hot routes
+        ``stream_app/api/fast.py`` calls it itself with ``scope["route"]`` set the same way.
+        """
         route = request.scope.get("route")
         policy = policy_of(request.method, getattr(route, "path", ""))
         if policy.role is None:

@@ -7,6 +7,7 @@ import argparse
 from stream_app.settings import Settings
 
 NAME = "api"
+HTTP_PROTOCOL = "stream_app.api.server:HttpToolsProtocol"
 HELP = "run the HTTP API (collector, lookups, health) with uvicorn (uvloop + httptools)"
 
 
@@ -40,7 +41,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         "log_level": args.log_level,
         "access_log": False,
         "loop": "uvloop",
-        "http": "httptools",
+        # uvicorn's httptools protocol writing a small response's headers and body in one
+        # system call instead of two (stream_app/api/server.py); a string, so the --workers
+        # processes import it too.
+        "http": HTTP_PROTOCOL,
         # The collector reads X-Forwarded-For itself, only behind PERSONA_TRUSTED_PROXIES
         # (stream_app/geo/client_ip.py); uvicorn's own rewrite would believe 127.0.0.1.
         "proxy_headers": False,

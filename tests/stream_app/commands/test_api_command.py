@@ -16,6 +16,7 @@ import httpx
 import pytest
 import redis
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from stream_app.cli import build_parser
 from stream_app.commands import api
@@ -28,7 +29,11 @@ def test_one_process_runs_on_uvloop_and_httptools(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
     args = build_parser().parse_args(["api", "--port", "9123"])
     assert api.run(args, Settings()) == 0
-    assert (seen["loop"], seen["http"], seen["port"]) == ("uvloop", "httptools", 9123)
+    assert (seen["loop"], seen["port"]) == ("uvloop", 9123)
+    assert seen["http"] == "stream_app.api.server:HttpToolsProtocol"  # httptools, one write
+    config = uvicorn.Config(app=seen["app"], http=seen["http"], loop="uvloop")
+    config.load()
+    assert issubclass(config.http_protocol_class, HttpToolsProtocol)
     assert seen["proxy_headers"] is False  # X-Forwarded-For is ours to judge
     assert "workers" not in seen
 

@@ -33,6 +33,27 @@ async def test_concurrent_commands_get_their_own_replies(redis_url: str, unique:
         await mux.close()
 
 
+async def test_commands_of_one_loop_turn_leave_in_one_write(redis_url: str, unique: str) -> None:
+    mux = RedisMultiplexer(redis_url)
+    try:
+        await mux.execute("PING")  # connected
+        protocol = mux._protocol
+        assert protocol is not None and protocol.transport is not None
+        writes: list[bytes] = []
+        real_write = protocol.transport.write
+
+        def counting_write(data: bytes) -> None:
+            writes.append(data)
+            real_write(data)
+
+        protocol.transport.write = counting_write  # type: ignore[method-assign]
+        replies = await asyncio.gather(*(mux.execute("ECHO", f"{unique}-{i}") for i in range(20)))
+        assert replies == [f"{unique}-{i}".encode() for i in range(20)]
+        assert len(writes) == 1 and writes[0].count(b"ECHO") == 20
+    finally:
+        await mux.close()
+
+
 async def test_an_unknown_script_is_loaded_once(redis_url: str, unique: str) -> None:
     script = f"return '{unique}'"
     sha = hashlib.sha1(script.encode()).hexdigest()
