@@ -208,6 +208,14 @@ class VisitorCommit:
     expire_at: float | None = None  # when its last activity passes the TTL
 
 
+@dataclass(frozen=True)
+class PackedCommits:
+    """A batch's commits serialised for :data:`COMMIT_LUA`."""
+
+    visitor_ids: tuple[str, ...]
+    payload: bytes
+
+
 class StateStore:
     """Visitor states, consumer offsets and expiry in Redis (see the module docstring)."""
 
@@ -338,11 +346,21 @@ class StateStore:
     async def commit(self, commits: list[VisitorCommit]) -> dict[str, int]:
         """Apply each visitor's commit (compare-and-set) in one script call for the batch;
         returns visitor id -> APPLIED, SAME or REFUSED."""
+        return await self.commit_packed(self.pack(commits))
+
+    def pack(self, commits: list[VisitorCommit]) -> PackedCommits:
+        """The commit script's argument for ``commits`` (the states encoded now)."""
         if not commits:
-            return {}
+            return PackedCommits((), b"")
         packed = orjson.dumps([self._entry(c) for c in commits])
-        replies = await self._commit(keys=[], args=[packed])
-        return {c.visitor_id: int(r) for c, r in zip(commits, replies, strict=True)}
+        return PackedCommits(tuple(c.visitor_id for c in commits), packed)
+
+    async def commit_packed(self, packed: PackedCommits) -> dict[str, int]:
+        """:meth:`commit` of commits packed already by :meth:`pack`."""
+        if not packed.visitor_ids:
+            return {}
+        replies = await self._commit(keys=[], args=[packed.payload])
+        return {vid: int(r) for vid, r in zip(packed.visitor_ids, replies, strict=True)}
 
     async def write_offsets(self, offsets: Mapping[tuple[str, int], int], run_id: str) -> bool:
         """Record the next offset to read per partition (after the batch's commits), only

@@ -193,7 +193,7 @@ def create_app(
                     examples.append(json.loads(event.value))
                 except ValueError:
                     log.warning("skipping an undecodable training example")
-            trainer.learn(examples)
+            await trainer.learn_yielding(examples)
             learned.extend(events)
             if trainer.due():
                 await publish_model()

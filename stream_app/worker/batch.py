@@ -25,6 +25,7 @@ import orjson
 from stream_app.store.base import VisitorWrite
 from stream_app.store.state_store import (
     REFUSED,
+    PackedCommits,
     StateStore,
     StoredState,
     VisitorCommit,
@@ -77,6 +78,38 @@ class Outcome:
         return not self.conflicts and not self.restarted
 
 
+@dataclass
+class Prepared:
+    """A batch computed, not yet applied: its new states exist only in memory."""
+
+    records: list[Record]
+    messages: list[RawMessage]
+    result: BatchResult
+    stored: dict[str, StoredState]  # the states the batch read (its compare-and-set bases)
+    partition_of: dict[str, int]
+    pipeline_seconds: float
+
+    def overlay(self) -> dict[str, StoredState]:
+        """The visitor states as they are once this batch is applied, for the next batch
+        to read instead of Redis while this one is being committed."""
+        out = {}
+        for vid, state in self.result.states.items():
+            offsets = self.result.offsets.get(vid)
+            if offsets is not None:
+                out[vid] = StoredState(offsets, state, top_persona(state) or "", True)
+        return out
+
+
+@dataclass
+class Packed:
+    """A prepared batch serialised: the Kafka effects and the commit script's argument."""
+
+    prepared: Prepared
+    effects: list[Effect]
+    commits: PackedCommits
+    next_offsets: dict[tuple[str, int], int]
+
+
 class BatchProcessor:
     def __init__(
         self,
@@ -119,33 +152,57 @@ class BatchProcessor:
     async def run(self, records: list[Record], run_id: str) -> Outcome:
         """Apply ``records``; their partitions' next offsets are stored only if Redis is
         still the instance ``run_id`` (``Outcome.restarted`` otherwise)."""
+        return await self.apply(self.pack(await self.prepare(records)), run_id)
+
+    async def prepare(
+        self, records: list[Record], overlay: Mapping[str, StoredState] | None = None
+    ) -> Prepared:
+        """Read the batch's visitor states (one MGET) and run the pure pipeline.
+
+        ``overlay``: visitor states newer than Redis's, those of the batch still being
+        committed (:meth:`Prepared.overlay`); the compare-and-set of this batch then
+        counts on that batch's writes, and is refused if they were not applied."""
         messages = self.messages(records)
         partition_of: dict[str, int] = {}
         for r in records:
             if r.key is not None:
                 partition_of.setdefault(r.key.decode("utf-8", "replace"), r.partition)
-        stored = await self.states.read(partition_of)
+        stored: dict[str, StoredState] = dict(overlay) if overlay else {}
+        stored.update(await self.states.read(v for v in partition_of if v not in stored))
         started = time.perf_counter()
         result, missing = self._process(messages, stored)
         while missing:  # a visitor not keyed by its message: read it too, run again
             stored.update(await self.states.read(missing))
             result, missing = self._process(messages, stored)
         pipeline_seconds = time.perf_counter() - started
+        return Prepared(records, messages, result, stored, partition_of, pipeline_seconds)
+
+    def pack(self, prepared: Prepared) -> Packed:
+        """Serialise a prepared batch's effects and commits (synchronously: the states are
+        encoded before the next batch is computed)."""
+        result = prepared.result
         effects = self.effects(result)
-        await self.emitter.send_all(effects)
-        started = time.perf_counter()
-        commits = self.commits(result, stored, partition_of)
-        replies = await self.states.commit(commits)
-        conflicts = [vid for vid, r in replies.items() if r == REFUSED]
+        commits = self.commits(result, prepared.stored, prepared.partition_of)
         next_offsets: dict[tuple[str, int], int] = {}
-        for r in records:
+        for r in prepared.records:
             tp = (r.topic, r.partition)
             next_offsets[tp] = max(next_offsets.get(tp, 0), r.offset + 1)
+        return Packed(prepared, effects, self.states.pack(commits), next_offsets)
+
+    async def apply(self, packed: Packed, run_id: str) -> Outcome:
+        """Produce the effects (waiting for the acks), then commit the states and the
+        partitions' next offsets."""
+        prepared, effects = packed.prepared, packed.effects
+        await self.emitter.send_all(effects)
+        started = time.perf_counter()
+        replies = await self.states.commit_packed(packed.commits)
+        conflicts = [vid for vid, r in replies.items() if r == REFUSED]
         restarted = False
         if not conflicts:
-            restarted = not await self.states.write_offsets(next_offsets, run_id)
+            restarted = not await self.states.write_offsets(packed.next_offsets, run_id)
         done = self.clock()
         redis_seconds = time.perf_counter() - started
+        messages = prepared.messages
         latencies = [
             max(0.0, done - m.timestamp) for m in messages if m.timestamp and not m.control
         ]
@@ -153,14 +210,14 @@ class BatchProcessor:
         for topic, _, _ in effects:
             counted[topic] = counted.get(topic, 0) + 1
         return Outcome(
-            result,
+            prepared.result,
             len(messages),
             conflicts,
-            next_offsets,
+            packed.next_offsets,
             latencies,
             counted,
             redis_seconds,
-            pipeline_seconds,
+            prepared.pipeline_seconds,
             restarted,
             sum(1 for m in messages if m.control),
         )
