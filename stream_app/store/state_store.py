@@ -1,8 +1,10 @@
 """The durable home of the visitor states: Redis, written with a compare-and-set.
 
-One key per visitor, ``{prefix}state:{digest of the id}``, holds a header line and the state's JSON:
+One key per visitor, ``{prefix}state:{digest of the id}``, holds a header line and the
+encoded state (opaque here: a :class:`StateCodec` encodes it; orjson of a dict by default,
+the worker's typed state in the worker):
 
-    <events offset>,<control offset>\\t<assigned top persona>\\n<orjson of the state>
+    <events offset>,<control offset>\\t<assigned top persona>\\n<encoded state>
 
 The offsets are those of the last message of each topic applied to the state (``-1``:
 none yet). A batch writes a visitor only through :data:`COMMIT_LUA`, which checks that
@@ -31,7 +33,7 @@ the visitors of a partition by assigned top persona (the persona mix gauge).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,11 +167,23 @@ def parse_version(text: str) -> Offsets:
 
 
 @dataclass(frozen=True)
+class StateCodec:
+    """How a state is stored: bytes of valid UTF-8 (the commit script carries them as a
+    JSON string)."""
+
+    encode: Callable[[Any], bytes] = orjson.dumps
+    decode: Callable[[bytes], Any] = orjson.loads
+
+
+JSON_CODEC = StateCodec()
+
+
+@dataclass(frozen=True)
 class StoredState:
     """A visitor's state as read: its offsets and its (decoded) state, or none."""
 
     offsets: Offsets = (NO_OFFSET, NO_OFFSET)
-    state: dict[str, Any] | None = None
+    state: Any = None  # decoded by the store's codec
     top: str = ""
     exists: bool = False
 
@@ -179,17 +193,17 @@ class StoredState:
         return version(self.offsets) if self.exists else ""
 
 
-def encode_state(offsets: Offsets, top: str, state: dict[str, Any]) -> bytes:
-    """The one stored encoding of a visitor state (header line + orjson)."""
-    return f"{version(offsets)}\t{top}\n".encode() + orjson.dumps(state)
+def encode_state(offsets: Offsets, top: str, state: Any, codec: StateCodec = JSON_CODEC) -> bytes:
+    """The one stored encoding of a visitor state (header line + the encoded state)."""
+    return f"{version(offsets)}\t{top}\n".encode() + codec.encode(state)
 
 
-def decode_state(raw: bytes | None) -> StoredState:
+def decode_state(raw: bytes | None, codec: StateCodec = JSON_CODEC) -> StoredState:
     if not raw:
         return StoredState()
     head, _, body = raw.partition(b"\n")
     ver, _, top = head.decode().partition("\t")
-    return StoredState(parse_version(ver), orjson.loads(body) if body else None, top, True)
+    return StoredState(parse_version(ver), codec.decode(body) if body else None, top, True)
 
 
 @dataclass
@@ -200,12 +214,13 @@ class VisitorCommit:
     partition: int
     base: StoredState
     offsets: Offsets
-    state: dict[str, Any] | None  # None: delete the state key
+    state: Any  # None: delete the state key
     top: str = ""  # assigned top persona after the batch ('' = not a visitor: a marker)
     write: VisitorWrite | None = None  # the lookup record and what goes with it
     forget: bool = False  # delete record, audiences, identity, aliases, user link
     persist: bool = False  # the state never expires (an opt-out marker)
     expire_at: float | None = None  # when its last activity passes the TTL
+    user_id: str | None = None  # the user the stored state was linked to (a forget unlinks)
 
 
 @dataclass(frozen=True)
@@ -229,8 +244,10 @@ class StateStore:
         ttl_s: int = 30 * 24 * 3600,
         audience_threshold: float = 0.5,
         personas: Iterable[str] = (),
+        codec: StateCodec = JSON_CODEC,
     ) -> None:
         self._r: Any = redis
+        self.codec = codec
         self.keys = Keys(prefix)
         self.prefix = prefix
         self.group = group
@@ -266,7 +283,8 @@ class StateStore:
         if not ids:
             return {}
         raws = await self._r.mget([self.state_key(v) for v in ids])
-        return {v: decode_state(raw) for v, raw in zip(ids, raws, strict=True)}
+        codec = self.codec
+        return {v: decode_state(raw, codec) for v, raw in zip(ids, raws, strict=True)}
 
     async def read_offsets(self) -> tuple[str, dict[tuple[str, int], int]]:
         """The Redis instance's run_id and the next offset to read of every partition a
@@ -304,9 +322,8 @@ class StateStore:
             ops += [["D", k.visitor(vid)], ["D", k.identity(vid)], ["D", k.aliases(vid)]]
             ops.append(["D", k.alias(vid)])
             ops += [["R", k.audience(persona), vid] for persona in self.personas]
-            user_id = (c.base.state or {}).get("user_id")
-            if user_id:
-                ops.append(["D", k.user(str(user_id))])
+            if c.user_id:
+                ops.append(["D", k.user(c.user_id)])
         w = c.write
         if w is not None:
             record = w.record
@@ -335,7 +352,7 @@ class StateStore:
             self.expiry_key(c.partition),
             c.base.version,
             f"{version(c.offsets)}\t{c.top}",
-            orjson.dumps(c.state).decode() if c.state is not None else "",
+            self.codec.encode(c.state).decode() if c.state is not None else "",
             0 if c.persist else self.ttl,
             self.ttl,
             vid,

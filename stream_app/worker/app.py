@@ -26,7 +26,7 @@ from stream_app.settings import Settings
 from stream_app.store import VisitorStore
 from stream_app.store.redis_store import RedisStore
 from stream_app.store.state_store import StateStore
-from stream_app.worker.batch import BatchProcessor
+from stream_app.worker.batch import VISITOR_CODEC, BatchProcessor
 from stream_app.worker.events_consumer import EventsConsumer, KafkaEmitter
 from stream_app.worker.housekeeping import Housekeeping
 from stream_app.worker.model_holder import ModelHolder
@@ -118,6 +118,7 @@ def create_app(
         ttl_s=settings.visitor_ttl_s,
         audience_threshold=settings.audience_threshold,
         personas=catalog.persona_ids,
+        codec=VISITOR_CODEC,
     )
     emitter = KafkaEmitter(settings.kafka_bootstrap)
     processor = BatchProcessor(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
@@ -26,14 +26,18 @@ from stream_app.store.base import VisitorWrite
 from stream_app.store.state_store import (
     REFUSED,
     PackedCommits,
+    StateCodec,
     StateStore,
     StoredState,
     VisitorCommit,
 )
-from stream_app.worker import visitor_state as vs
 from stream_app.worker.expiry import last_activity
 from stream_app.worker.persona_mix import top_persona
 from stream_app.worker.pipeline import BatchResult, Pipeline, RawMessage
+from stream_app.worker.visitor_state import VisitorState
+
+# How the worker's StateStore stores a visitor state.
+VISITOR_CODEC = StateCodec(VisitorState.encode, VisitorState.decode)
 
 
 @dataclass(frozen=True)
@@ -227,7 +231,7 @@ class BatchProcessor:
     ) -> tuple[BatchResult, set[str]]:
         missing: set[str] = set()
 
-        def get_state(vid: str) -> dict[str, Any] | None:
+        def get_state(vid: str) -> VisitorState | None:
             found = stored.get(vid)
             if found is None:
                 missing.add(vid)
@@ -249,8 +253,13 @@ class BatchProcessor:
             out.append((self.dlq_topic, dead.key, dead.to_json_bytes()))
         for vid, payload in result.rekeyed:
             out.append((self.events_topic, vid.encode(), payload))
-        for canonical, state in result.merges:
-            doc = {"op": "merge", "visitor_id": canonical, "state": state}
+        for canonical, state, kpi in result.merges:
+            doc = {
+                "op": "merge",
+                "visitor_id": canonical,
+                "state": state.to_doc(),
+                "pending_kpi": kpi,
+            }
             out.append((self.control_topic, canonical.encode(), orjson.dumps(doc)))
         for canonical, event in result.forwards:
             doc = {"op": "event", "visitor_id": canonical, "event": event}
@@ -280,14 +289,15 @@ class BatchProcessor:
             offsets = result.offsets.get(vid)
             if offsets is None:  # no offset (not from Kafka): nothing to compare-and-set
                 continue
-            persist = vs.is_opted_out(state)
+            base = stored.get(vid) or StoredState()
+            persist = state.opted_out
             at = last_activity(state)
             expire_at = None if persist else (at if at is not None else self.clock()) + self.ttl_s
             out.append(
                 VisitorCommit(
                     vid,
                     partition_of.get(vid, 0),
-                    stored.get(vid) or StoredState(),
+                    base,
                     offsets,
                     state,
                     top=top_persona(state) or "",
@@ -295,6 +305,7 @@ class BatchProcessor:
                     forget=vid in forgotten,
                     persist=persist,
                     expire_at=expire_at,
+                    user_id=base.state.user_id if base.state is not None else None,
                 )
             )
         return out

@@ -66,12 +66,10 @@ class Housekeeping:
         """Every 10th visitor update feeds the online clustering (it costs ~100 µs each)."""
         for state in result.states.values():
             self.sampled += 1
-            if self.sampled % DISCOVERY_SAMPLE or not state.get("model"):
-                continue
-            if not state.get("personas"):
+            if self.sampled % DISCOVERY_SAMPLE or not state.model or not state.personas:
                 continue
             try:
-                self.discovery.learn_one(state["model"], personas=state["personas"])
+                self.discovery.learn_one(state.model, personas=state.personas)
             except Exception:
                 log.debug("discovery skipped a state", exc_info=True)
 
