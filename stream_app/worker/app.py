@@ -10,6 +10,7 @@ faust keeps the lifecycle, the CLI, web + /metrics, the timers and the trainer a
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -45,6 +46,16 @@ def faust_app_id(settings: Settings) -> str:
     """faust's own consumer group (the trainer agent); the events path uses the group
     PERSONA_CONSUMER_GROUP itself, with the range assignor (co-partitioning)."""
     return f"{settings.consumer_group}-faust"
+
+
+def tune_gc() -> None:
+    """The events path allocates many short-lived objects per event: collect the young
+    generation every 50,000 allocations instead of 700 (≈8% of the pipeline's CPU, measured
+    with bench/bench_pipeline.py), and leave what is loaded by now (modules, catalog,
+    model) out of every later full collection."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def create_app(
@@ -163,6 +174,7 @@ def create_app(
     async def process_events() -> None:
         """The batch-native events path (stream_app/worker/events_consumer.py)."""
         await sync.loaded.wait()
+        tune_gc()
         await emitter.start()
         try:
             await consumer.run()

@@ -16,7 +16,7 @@ order would lose them: a replay skips messages its visitor state already contain
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -50,6 +50,23 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp: int | None = None  # ms since the epoch
+
+
+class Consumed(Protocol):
+    """A consumed Kafka record: :class:`Record`, or aiokafka's ConsumerRecord as it is."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int | None: ...
 
 
 Effect = tuple[str, bytes | None, bytes | None]  # (topic, key, value)
@@ -86,7 +103,7 @@ class Outcome:
 class Prepared:
     """A batch computed, not yet applied: its new states exist only in memory."""
 
-    records: list[Record]
+    records: Sequence[Consumed]
     messages: list[RawMessage]
     result: BatchResult
     stored: dict[str, StoredState]  # the states the batch read (its compare-and-set bases)
@@ -140,7 +157,7 @@ class BatchProcessor:
         self.ttl_s = ttl_s
         self.clock = clock
 
-    def messages(self, records: Iterable[Record]) -> list[RawMessage]:
+    def messages(self, records: Iterable[Consumed]) -> list[RawMessage]:
         return [
             RawMessage(
                 r.key,
@@ -153,13 +170,13 @@ class BatchProcessor:
             for r in records
         ]
 
-    async def run(self, records: list[Record], run_id: str) -> Outcome:
+    async def run(self, records: Sequence[Consumed], run_id: str) -> Outcome:
         """Apply ``records``; their partitions' next offsets are stored only if Redis is
         still the instance ``run_id`` (``Outcome.restarted`` otherwise)."""
         return await self.apply(self.pack(await self.prepare(records)), run_id)
 
     async def prepare(
-        self, records: list[Record], overlay: Mapping[str, StoredState] | None = None
+        self, records: Sequence[Consumed], overlay: Mapping[str, StoredState] | None = None
     ) -> Prepared:
         """Read the batch's visitor states (one MGET) and run the pure pipeline.
 

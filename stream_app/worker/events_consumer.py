@@ -28,7 +28,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_app.store.state_store import StateStore
-from stream_app.worker.batch import BatchProcessor, Effect, Outcome, Prepared, Record
+from stream_app.worker.batch import BatchProcessor, Consumed, Effect, Outcome, Prepared
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class EventsConsumer:
         self.redis_restarts = 0
         # The batch being applied while the next one is computed: (its prepared form,
         # the task applying it, its records).
-        self.inflight: tuple[Prepared, asyncio.Future[Outcome], list[Record]] | None = None
+        self.inflight: tuple[Prepared, asyncio.Future[Outcome], list[Consumed]] | None = None
         self.generation = 0  # bumped by every rebalance: computed batches are discarded
         self._delay = 0.1  # back-off after a failed batch
 
@@ -218,12 +218,7 @@ class EventsConsumer:
         (refused, Redis restarted, an error), this one is discarded before any of its
         effects are produced and both are read again from the first offset."""
         owned = consumer.assignment()
-        records = [
-            Record(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-            for tp, rs in fetched.items()
-            if tp in owned
-            for r in rs
-        ]
+        records: list[Consumed] = [r for tp, rs in fetched.items() if tp in owned for r in rs]
         if not records:
             return
         generation = self.generation
@@ -281,7 +276,7 @@ class EventsConsumer:
     def _rewind(
         self,
         consumer: AIOKafkaConsumer,
-        records: list[Record],
+        records: list[Consumed],
         skip: set[TopicPartition] | frozenset[TopicPartition] = frozenset(),
     ) -> set[TopicPartition]:
         """Read ``records`` again from each partition's first offset among them (except

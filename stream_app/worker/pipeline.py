@@ -33,7 +33,7 @@ STEPS = ("decode", "route", "deduplicate", "update_state", "score", "emit")
 CONTROL_FORGET = "forget"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs ~1 µs more per message
 class RawMessage:
     key: bytes | None
     value: bytes | None
