@@ -60,6 +60,21 @@ def make_records(n: int, partitions: int = 4) -> list[Record]:
     return out
 
 
+async def memory_per_visitor(redis: Redis, prefix: str) -> None:
+    """Redis bytes per visitor by kind of key (MEMORY USAGE of every key of the run: the
+    shared Redis's other tenants do not count, unlike a used_memory difference)."""
+    by_kind: dict[str, int] = {}
+    visitors = 0
+    async for key in redis.scan_iter(match=f"{prefix}*", count=5000):
+        kind = key.decode()[len(prefix) :].split(":")[0]
+        by_kind[kind] = by_kind.get(kind, 0) + int(await redis.memory_usage(key, samples=0) or 0)
+        visitors += kind == "visitor"
+    total = sum(by_kind.values())
+    parts = ", ".join(f"{k} {v / max(visitors, 1):,.0f}" for k, v in sorted(by_kind.items()))
+    per = total / max(visitors, 1)
+    print(f"redis: {visitors} visitors, {per:,.0f} bytes per visitor ({parts})")
+
+
 async def run(records: list[Record], batch: int, prof: cProfile.Profile | None) -> None:
     settings = Settings()
     catalog = Catalog.load(DEFAULT_CATALOG)
@@ -117,6 +132,7 @@ async def run(records: list[Record], batch: int, prof: cProfile.Profile | None) 
             + ", ".join(f"{k} {1e6 * v / n:.1f}" for k, v in parts.items())
             + ")"
         )
+        await memory_per_visitor(redis, prefix)
     finally:
         keys = [k async for k in redis.scan_iter(match=f"{prefix}*", count=5000)]
         for j in range(0, len(keys), 5000):
