@@ -111,6 +111,24 @@ for n, c in ipairs(commits) do
     end
   end
 end
+-- The partitions' next offsets, in the same atomic step (one round trip per batch):
+-- only if no visitor was refused and Redis is still the instance ARGV[3] (see
+-- OFFSETS_LUA). Reply element #commits + 1: 1 stored, 0 Redis restarted, -1 refused.
+if ARGV[2] then
+  local stored = -1
+  local refused = false
+  for _, r in ipairs(replies) do if r == 0 then refused = true end end
+  if not refused then
+    local info = redis.call('INFO', 'server')
+    if string.match(info, 'run_id:(%w+)') == ARGV[3] then
+      for i = 4, #ARGV, 2 do redis.call('HSET', ARGV[2], ARGV[i], ARGV[i + 1]) end
+      stored = 1
+    else
+      stored = 0
+    end
+  end
+  replies[#replies + 1] = stored
+end
 return replies
 """
 
@@ -388,6 +406,24 @@ class StateStore:
             return {}
         replies = await self._commit(keys=[], args=[packed.payload])
         return {vid: int(r) for vid, r in zip(packed.visitor_ids, replies, strict=True)}
+
+    async def commit_with_offsets(
+        self, packed: PackedCommits, offsets: Mapping[tuple[str, int], int], run_id: str
+    ) -> tuple[dict[str, int], bool | None]:
+        """:meth:`commit_packed`, then :meth:`write_offsets` in the same script call (one
+        round trip): the offsets are stored only if no visitor was refused. Returns the
+        replies and True (offsets stored), False (Redis restarted since ``run_id``) or
+        None (a visitor was refused: offsets not stored)."""
+        if not packed.visitor_ids:
+            stored = await self.write_offsets(offsets, run_id)
+            return {}, stored
+        args: list[Any] = [packed.payload, self.offsets_key(), run_id]
+        for (t, p), o in offsets.items():
+            args.extend((f"{t}:{p}", int(o)))
+        replies = await self._commit(keys=[], args=args)
+        out = {vid: int(r) for vid, r in zip(packed.visitor_ids, replies, strict=False)}
+        flag = int(replies[len(packed.visitor_ids)])
+        return out, None if flag < 0 else bool(flag)
 
     async def write_offsets(self, offsets: Mapping[tuple[str, int], int], run_id: str) -> bool:
         """Record the next offset to read per partition (after the batch's commits), only

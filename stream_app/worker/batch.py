@@ -3,8 +3,8 @@
     read the batch's visitor states (one MGET)
       -> the pure pipeline (decode -> route -> deduplicate -> update_state -> score -> emit)
       -> produce its Kafka effects and wait for the broker's acks
-      -> commit each visitor with a compare-and-set on its offsets (one pipelined round trip)
-      -> record the partitions' next offsets in Redis (after the visitors)
+      -> commit each visitor with a compare-and-set on its offsets, and record the
+         partitions' next offsets in Redis after them (one script call: one round trip)
 
 Effects go to Kafka *before* the states that caused them are stored: a crash in between
 replays the messages and sends the effects again, and every consumer of them is
@@ -216,11 +216,11 @@ class BatchProcessor:
         prepared, effects = packed.prepared, packed.effects
         await self.emitter.send_all(effects)
         started = time.perf_counter()
-        replies = await self.states.commit_packed(packed.commits)
+        replies, stored = await self.states.commit_with_offsets(
+            packed.commits, packed.next_offsets, run_id
+        )
         conflicts = [vid for vid, r in replies.items() if r == REFUSED]
-        restarted = False
-        if not conflicts:
-            restarted = not await self.states.write_offsets(packed.next_offsets, run_id)
+        restarted = stored is False
         done = self.clock()
         redis_seconds = time.perf_counter() - started
         messages = prepared.messages
