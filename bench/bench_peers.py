@@ -166,7 +166,7 @@ def faust_table_child(args: argparse.Namespace) -> None:
 
     def get_state(vid: str) -> VisitorState | None:
         raw = visitors.get(vid.encode())
-        return VisitorState.decode(raw) if raw else None
+        return VisitorState.decode(raw, vid) if raw else None
 
     @app.agent(topic)
     async def process(stream: Any) -> None:

@@ -185,13 +185,17 @@ def parse_version(text: str) -> Offsets:
         return NO_OFFSET, NO_OFFSET
 
 
+def _json_decode(raw: bytes, visitor_id: str) -> Any:
+    return orjson.loads(raw)
+
+
 @dataclass(frozen=True)
 class StateCodec:
     """How a state is stored: bytes of valid UTF-8 (the commit script carries them as a
-    JSON string)."""
+    JSON string); decoded knowing the visitor id it was stored under."""
 
     encode: Callable[[Any], bytes] = orjson.dumps
-    decode: Callable[[bytes], Any] = orjson.loads
+    decode: Callable[[bytes, str], Any] = _json_decode
 
 
 JSON_CODEC = StateCodec()
@@ -217,12 +221,15 @@ def encode_state(offsets: Offsets, top: str, state: Any, codec: StateCodec = JSO
     return f"{version(offsets)}\t{top}\n".encode() + codec.encode(state)
 
 
-def decode_state(raw: bytes | None, codec: StateCodec = JSON_CODEC) -> StoredState:
+def decode_state(
+    raw: bytes | None, codec: StateCodec = JSON_CODEC, visitor_id: str = ""
+) -> StoredState:
     if not raw:
         return StoredState()
     head, _, body = raw.partition(b"\n")
     ver, _, top = head.decode().partition("\t")
-    return StoredState(parse_version(ver), codec.decode(body) if body else None, top, True)
+    state = codec.decode(body, visitor_id) if body else None
+    return StoredState(parse_version(ver), state, top, True)
 
 
 @dataclass
@@ -310,7 +317,7 @@ class StateStore:
             return {}
         raws = await self._r.mget([self.state_key(v) for v in ids])
         codec = self.codec
-        return {v: decode_state(raw, codec) for v, raw in zip(ids, raws, strict=True)}
+        return {v: decode_state(raw, codec, v) for v, raw in zip(ids, raws, strict=True)}
 
     async def read_offsets(self) -> tuple[str, dict[tuple[str, int], int]]:
         """The Redis instance's run_id and the next offset to read of every partition a

@@ -6,11 +6,14 @@ state (opaque here: the mapper owns what is inside it). The same class describes
 markers a visitor leaves: *forgotten* (a DELETE or a consent opt-out) and *merged* into a
 user's state.
 
-One encoding (:meth:`VisitorState.encode`): orjson of a document with short keys, where
-every field at its default is left out, and the recent event ids (8 characters each) are
-one string. The persona probabilities are not stored: they are the model's score, and
-the pipeline scores every state it emits afresh. Documents of the older encoding (long
-keys, as the dict state had them) are still read.
+One encoding (:meth:`VisitorState.to_doc`): a document with short keys, where every
+field at its default is left out, the recent event ids (8 characters each) are one
+string, and an assignment whose only audience is its top persona is that persona's
+name. The persona probabilities are not stored: they are the model's score, and the
+pipeline scores every state it emits afresh. In Redis (:meth:`encode`, orjson) the
+visitor id is left out too: the state is always read by it (and a forget marker then
+keeps no id). Documents of the older encoding (long keys, as the dict state had them)
+are still read.
 """
 
 from __future__ import annotations
@@ -108,7 +111,8 @@ class VisitorState:
         if self.phase is not None:
             doc["ph"] = self.phase
         if self.assigned is not None:
-            doc["a"] = [self.assigned["top"], self.assigned["audiences"]]
+            top, audiences = self.assigned["top"], self.assigned["audiences"]
+            doc["a"] = top if audiences == [top] else [top, audiences]
         if self.aliases:
             doc["al"] = self.aliases
         if self.merged_into is not None:
@@ -120,15 +124,18 @@ class VisitorState:
         return doc
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any]) -> VisitorState:
-        if "v" not in doc and "visitor_id" in doc:
+    def from_doc(cls, doc: dict[str, Any], visitor_id: str | None = None) -> VisitorState:
+        """``visitor_id``: the id the document was stored under (Redis leaves it out)."""
+        if "visitor_id" in doc:
             return cls._from_legacy(doc)
         ids = doc.get("r") or []
         if isinstance(ids, str):
             ids = [ids[i : i + SHORT_ID_LEN] for i in range(0, len(ids), SHORT_ID_LEN)]
         assigned = doc.get("a")
+        if isinstance(assigned, str):
+            assigned = [assigned, [assigned]]
         return cls(
-            doc["v"],
+            doc.get("v") or visitor_id or "",
             doc.get("u"),
             doc.get("n", 0),
             list(ids),
@@ -170,11 +177,14 @@ class VisitorState:
         )
 
     def encode(self) -> bytes:
-        return orjson.dumps(self.to_doc())
+        """The state as stored in Redis, under its visitor id (which it leaves out)."""
+        doc = self.to_doc()
+        del doc["v"]
+        return orjson.dumps(doc)
 
     @classmethod
-    def decode(cls, raw: bytes) -> VisitorState:
-        return cls.from_doc(orjson.loads(raw))
+    def decode(cls, raw: bytes, visitor_id: str) -> VisitorState:
+        return cls.from_doc(orjson.loads(raw), visitor_id)
 
 
 def new_state(visitor_id: str) -> VisitorState:

@@ -27,7 +27,8 @@ def full() -> VisitorState:
 
 def test_the_encoding_round_trips_without_the_scores() -> None:
     state = full()
-    decoded = VisitorState.decode(state.encode())
+    assert b"sim-92918b79" not in state.encode(), "stored under its id, not with it"
+    decoded = VisitorState.decode(state.encode(), state.visitor_id)
     assert decoded.personas is None, "the probabilities are the model's score: not stored"
     state.personas = None
     assert decoded == state
@@ -35,12 +36,14 @@ def test_the_encoding_round_trips_without_the_scores() -> None:
 
 def test_markers_round_trip_and_defaults_are_left_out() -> None:
     for marker in (forgotten_marker("v", 5.0), opted_out_marker("v", 6.0)):
-        assert VisitorState.decode(marker.encode()) == marker
-    assert orjson.loads(VisitorState("v").encode()) == {"v": "v"}
-    assert VisitorState.decode(VisitorState("v", recent_ids=["e0", "x"]).encode()).recent_ids == [
-        "e0",
-        "x",
-    ], "ids of other lengths are kept as a list"
+        assert VisitorState.decode(marker.encode(), "v") == marker
+    assert orjson.loads(VisitorState("v").encode()) == {}
+    assert VisitorState("v").to_doc() == {"v": "v"}
+    odd = VisitorState("v", recent_ids=["e0", "x"])
+    assert VisitorState.decode(odd.encode(), "v").recent_ids == ["e0", "x"], "kept as a list"
+    two = VisitorState("v", assigned={"top": "a", "audiences": ["a", "b"]})
+    assert VisitorState.from_doc(two.to_doc()) == two
+    assert VisitorState("v", assigned={"top": "a", "audiences": ["a"]}).to_doc()["a"] == "a"
 
 
 def test_the_dict_encoding_of_before_is_read() -> None:
@@ -58,12 +61,12 @@ def test_the_dict_encoding_of_before_is_read() -> None:
         "personas": {"a": 1.0},
         "assigned": {"top": "a", "audiences": ["a"]},
     }
-    state = VisitorState.decode(orjson.dumps(legacy))
+    state = VisitorState.decode(orjson.dumps(legacy), "v1")
     assert (
         state.events == 2 and state.feedback == {"csat": 2} and state.assigned == legacy["assigned"]
     )
     assert state.feedback_record() == {"nps": None, "csat": 2, "ces": None}
-    marker = VisitorState.decode(b'{"visitor_id":"v","forgotten_at":5,"opted_out":true}')
+    marker = VisitorState.decode(b'{"visitor_id":"v","forgotten_at":5,"opted_out":true}', "v")
     assert marker.is_forgotten and marker.opted_out and not marker.is_visitor
 
 
