@@ -12,6 +12,14 @@ for the batch in flight to finish (bounded; an abandoned batch is harmless, the
 compare-and-set refuses its late writes). A batch refused by the compare-and-set (another
 worker wrote its visitors) is read again from its first offset; a Redis that restarted
 (and may have lost its last second) sends every partition back to the offsets it kept.
+
+Batches are pipelined, two deep: batch N+1 is fetched, read and computed while batch N's
+effects are produced and acknowledged and its states committed (a task). N+1 reads N's
+new states from memory (its overlay), not from Redis, and its compare-and-set counts on
+them; its effects are produced only once N is applied in full. If N is not (refused,
+Redis restarted, an error), N+1 is discarded unproduced and both are read again from
+their first offsets. So fetch, decode and compute overlap the Kafka acks and the Redis
+round trip, and exactly-once holds as before.
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
     decode -> route -> deduplicate -> update_state -> score -> emit
 
-A faust agent (stream_app/worker/app.py) feeds batches of raw messages in and performs
-the I/O of the :class:`BatchResult` that comes out: table writes, one pipelined Redis
-write, dead letters, re-keyed events, training examples and assignment changes.
+The batch processor (stream_app/worker/batch.py) feeds batches of raw messages in, with
+the visitors' typed states (:class:`~stream_app.worker.visitor_state.VisitorState`) read
+from Redis, and performs the I/O of the :class:`BatchResult` that comes out: the Kafka
+effects (dead letters, re-keyed events, merges and forwards, training examples, assignment
+changes), then one commit script for the states, records and audiences.
 A failure in any step for one message becomes a dead letter for that message only; the
 visitor's state stays as it was before that message.
 """
