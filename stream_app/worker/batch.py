@@ -15,6 +15,7 @@ order would lose them: a replay skips messages its visitor state already contain
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +34,16 @@ from stream_app.store.state_store import (
 )
 from stream_app.worker.expiry import last_activity
 from stream_app.worker.persona_mix import top_persona
-from stream_app.worker.pipeline import BatchResult, Pipeline, RawMessage
+from stream_app.worker.pipeline import (
+    BatchResult,
+    OffsetsGetter,
+    Pipeline,
+    RawMessage,
+    StateGetter,
+)
 from stream_app.worker.visitor_state import VisitorState
+
+YIELD_EVERY = 64  # messages computed between two turns of the event loop
 
 # How the worker's StateStore stores a visitor state.
 VISITOR_CODEC = StateCodec(VisitorState.encode, VisitorState.decode)
@@ -191,10 +200,10 @@ class BatchProcessor:
         stored: dict[str, StoredState] = dict(overlay) if overlay else {}
         stored.update(await self.states.read(v for v in partition_of if v not in stored))
         started = time.perf_counter()
-        result, missing = self._process(messages, stored)
+        result, missing = await self._process_yielding(messages, stored)
         while missing:  # a visitor not keyed by its message: read it too, run again
             stored.update(await self.states.read(missing))
-            result, missing = self._process(messages, stored)
+            result, missing = await self._process_yielding(messages, stored)
         pipeline_seconds = time.perf_counter() - started
         return Prepared(records, messages, result, stored, partition_of, pipeline_seconds)
 
@@ -246,6 +255,30 @@ class BatchProcessor:
     def _process(
         self, messages: list[RawMessage], stored: Mapping[str, StoredState]
     ) -> tuple[BatchResult, set[str]]:
+        get_state, applied, missing = self._getters(stored)
+        return self.pipeline.process(messages, get_state, applied), missing
+
+    async def _process_yielding(
+        self, messages: list[RawMessage], stored: Mapping[str, StoredState]
+    ) -> tuple[BatchResult, set[str]]:
+        """:meth:`_process`, giving the event loop back every YIELD_EVERY messages (≈6 ms):
+        the batch being applied meanwhile (acks, the commit script) then finishes while
+        this one computes instead of after it."""
+        get_state, applied, missing = self._getters(stored)
+        pipeline = self.pipeline
+        result = pipeline.begin(applied)
+        for i, msg in enumerate(messages, 1):
+            pipeline.feed(msg, get_state, result)
+            if i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        return pipeline.finish(result), missing
+
+    @staticmethod
+    def _getters(
+        stored: Mapping[str, StoredState],
+    ) -> tuple[StateGetter, OffsetsGetter, set[str]]:
+        """The pipeline's view of ``stored``, and the set it fills with the visitors it
+        asked for that were not read."""
         missing: set[str] = set()
 
         def get_state(vid: str) -> VisitorState | None:
@@ -262,7 +295,7 @@ class BatchProcessor:
                 return (-1, -1)
             return found.offsets
 
-        return self.pipeline.process(messages, get_state, applied), missing
+        return get_state, applied, missing
 
     def effects(self, result: BatchResult) -> list[Effect]:
         out: list[Effect] = []

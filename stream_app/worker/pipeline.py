@@ -128,13 +128,23 @@ class Pipeline:
     ) -> BatchResult:
         """``applied(visitor_id)``: the offsets of the last messages applied to the stored
         state; a message at or below them is a replay and is skipped."""
-        result = BatchResult()
-        self._applied = applied
+        result = self.begin(applied)
         for msg in messages:
-            if msg.control:
-                self._control(msg, get_state, result)
-            else:
-                self._one(msg, get_state, result)
+            self.feed(msg, get_state, result)
+        return self.finish(result)
+
+    # The same in three parts, for a caller that gives the event loop back in between.
+    def begin(self, applied: OffsetsGetter | None = None) -> BatchResult:
+        self._applied = applied
+        return BatchResult()
+
+    def feed(self, msg: RawMessage, get_state: StateGetter, result: BatchResult) -> None:
+        if msg.control:
+            self._control(msg, get_state, result)
+        else:
+            self._one(msg, get_state, result)
+
+    def finish(self, result: BatchResult) -> BatchResult:
         updated_at = now_rfc3339()  # one clock read per batch: the batch is written at once
         for vid, state in result.states.items():
             if not state.is_visitor:
