@@ -126,6 +126,32 @@ def worker_metrics(port: int) -> str:
     )
 
 
+def latency_buckets(port: int) -> dict[float, float]:
+    """The worker's event-to-Redis histogram (cumulative count per upper bound, s)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("persona_worker_event_to_redis_seconds_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float("inf") if le == "+Inf" else float(le)] = float(line.rpartition(" ")[2])
+    return out
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> str:
+    """The upper bound of the bucket holding quantile ``q`` of the events between two
+    readings of the histogram."""
+    diff = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    total = diff[-1][1] if diff else 0.0
+    for le, n in diff:
+        if total and n >= q * total:
+            return f"≤ {le * 1000:.0f} ms" if le != float("inf") else "> last bucket"
+    return "n/a"
+
+
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> int:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
     try:
@@ -261,6 +287,7 @@ def main() -> int:
         # ---- 2. latency at a fixed rate ---------------------------------------------
         rate = args.rate or steady / 2
         probes: dict[str, float] = {}
+        acked: dict[str, float] = {}  # the broker acknowledged the probe (acks=all)
         seen: dict[str, float] = {}
         stop = threading.Event()
 
@@ -275,13 +302,28 @@ def main() -> int:
                             seen[p] = now
                 time.sleep(0.002)
 
+        port = int(overrides["PERSONA_WORKER_WEB_PORT"])
+        hist_before = latency_buckets(port)
+        cpu_lat0, busy_lat0, bench_cpu0 = (
+            cpu_seconds(worker.proc.pid),
+            machine_busy(),
+            time.process_time(),
+        )
         poller = threading.Thread(target=poll, daemon=True)
         poller.start()
         lat_producer = KafkaProducer(
             bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=2
         )
-        background = sim.stream(10**9, concurrency=500)
+        # Generated and encoded before the phase: the bench shares the 2 cores with the
+        # worker, Kafka and Redis, so it does as little as it can while it measures.
         duration = args.probes / 20  # 20 probes per second
+        stream = sim.stream(10**9, concurrency=500)
+        background = iter(
+            [
+                (e["visitor_id"].encode(), json.dumps(e).encode())
+                for e, _ in zip(stream, range(int(rate * duration * 1.1) + 100), strict=False)
+            ]
+        )
         start = time.perf_counter()
         sent = 0
         next_probe = start
@@ -296,13 +338,16 @@ def main() -> int:
                     "ts": datetime.now(UTC).isoformat(),
                     "url": "https://x.example/pricing",
                 }
-                lat_producer.send(topic, key=pid.encode(), value=json.dumps(probe).encode())
+                future = lat_producer.send(
+                    topic, key=pid.encode(), value=json.dumps(probe).encode()
+                )
                 probes[pid] = time.perf_counter()
+                future.add_callback(lambda _, p=pid: acked.__setitem__(p, time.perf_counter()))
                 next_probe += 1 / 20
             target = int((now - start) * rate)
             while sent < target:
-                e = next(background)
-                lat_producer.send(topic, key=e["visitor_id"].encode(), value=json.dumps(e).encode())
+                key, value = next(background)
+                lat_producer.send(topic, key=key, value=value)
                 sent += 1
             time.sleep(0.001)
         lat_producer.flush()
@@ -310,6 +355,9 @@ def main() -> int:
         while len(seen) < len(probes) and time.perf_counter() < deadline:
             time.sleep(0.05)
         stop.set()
+        hist_after = latency_buckets(port)
+        lat_span = time.perf_counter() - start
+        cpu_lat1, busy_lat1 = cpu_seconds(worker.proc.pid), machine_busy()
         lat_ms = [(seen[p] - probes[p]) * 1000 for p in probes if p in seen]
         achieved = sent / duration
         print(
@@ -317,6 +365,23 @@ def main() -> int:
             f"{len(lat_ms)}/{len(probes)} probes, "
             f"p50 {statistics.median(lat_ms):.0f} ms, p90 {pct(lat_ms, 0.9):.0f} ms, "
             f"p99 {pct(lat_ms, 0.99):.0f} ms, max {max(lat_ms):.0f} ms"
+        )
+        from_ack = [(seen[p] - acked[p]) * 1000 for p in probes if p in seen and p in acked]
+        to_ack = [(acked[p] - probes[p]) * 1000 for p in probes if p in acked]
+        if from_ack and to_ack:
+            print(
+                f"  of which send to broker ack: p50 {statistics.median(to_ack):.0f} ms, "
+                f"p99 {pct(to_ack, 0.99):.0f} ms; broker ack to Redis: "
+                f"p50 {statistics.median(from_ack):.0f} ms, p99 {pct(from_ack, 0.99):.0f} ms"
+            )
+        print(
+            f"worker's own event-to-Redis histogram over that phase (Kafka timestamp to commit): "
+            f"p50 {bucket_quantile(hist_before, hist_after, 0.5)}, "
+            f"p99 {bucket_quantile(hist_before, hist_after, 0.99)}; worker "
+            f"{100 * (cpu_lat1 - cpu_lat0) / lat_span:.0f}% of one core, this bench process "
+            f"{100 * (time.process_time() - bench_cpu0) / lat_span:.0f}%, machine "
+            f"{100 * (busy_lat1[0] - busy_lat0[0]) / max(busy_lat1[1] - busy_lat0[1], 1):.0f}% "
+            "of all cores"
         )
         lat_producer.close()
     finally:

@@ -138,6 +138,7 @@ def faust_table_child(args: argparse.Namespace) -> None:
     from stream_app.store.redis_store import RedisStore
     from stream_app.worker.model_holder import ModelHolder
     from stream_app.worker.pipeline import Pipeline, RawMessage
+    from stream_app.worker.visitor_state import VisitorState
 
     app = faust.App(
         f"peers-faust-{uuid.uuid4().hex[:8]}",
@@ -163,6 +164,10 @@ def faust_table_child(args: argparse.Namespace) -> None:
     pipeline = Pipeline(ModelHolder(Catalog.load(DEFAULT_CATALOG), 7 * 24 * 3600.0))
     state = {"seen": 0, "t0": 0.0}
 
+    def get_state(vid: str) -> VisitorState | None:
+        raw = visitors.get(vid.encode())
+        return VisitorState.decode(raw, vid) if raw else None
+
     @app.agent(topic)
     async def process(stream: Any) -> None:
         if not stores:
@@ -173,9 +178,9 @@ def faust_table_child(args: argparse.Namespace) -> None:
             messages = [
                 RawMessage(e.message.key, e.message.value, f"p{e.message.partition}") for e in batch
             ]
-            result = pipeline.process(messages, lambda vid: visitors.get(vid.encode()))
+            result = pipeline.process(messages, get_state)
             for vid, s in result.states.items():
-                visitors[vid.encode()] = s
+                visitors[vid.encode()] = s.encode()  # the changelog value
             await stores[0].write(result.writes)
             state["seen"] += len(batch)
             if state["seen"] >= args.events:

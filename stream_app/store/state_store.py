@@ -1,8 +1,10 @@
 """The durable home of the visitor states: Redis, written with a compare-and-set.
 
-One key per visitor, ``{prefix}state:{digest of the id}``, holds a header line and the state's JSON:
+One key per visitor, ``{prefix}state:{digest of the id}``, holds a header line and the
+encoded state (opaque here: a :class:`StateCodec` encodes it; orjson of a dict by default,
+the worker's typed state in the worker):
 
-    <events offset>,<control offset>\\t<assigned top persona>\\n<orjson of the state>
+    <events offset>,<control offset>\\t<assigned top persona>\\n<encoded state>
 
 The offsets are those of the last message of each topic applied to the state (``-1``:
 none yet). A batch writes a visitor only through :data:`COMMIT_LUA`, which checks that
@@ -30,8 +32,9 @@ the visitors of a partition by assigned top persona (the persona mix gauge).
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,6 +111,24 @@ for n, c in ipairs(commits) do
     end
   end
 end
+-- The partitions' next offsets, in the same atomic step (one round trip per batch):
+-- only if no visitor was refused and Redis is still the instance ARGV[3] (see
+-- OFFSETS_LUA). Reply element #commits + 1: 1 stored, 0 Redis restarted, -1 refused.
+if ARGV[2] then
+  local stored = -1
+  local refused = false
+  for _, r in ipairs(replies) do if r == 0 then refused = true end end
+  if not refused then
+    local info = redis.call('INFO', 'server')
+    if string.match(info, 'run_id:(%w+)') == ARGV[3] then
+      for i = 4, #ARGV, 2 do redis.call('HSET', ARGV[2], ARGV[i], ARGV[i + 1]) end
+      stored = 1
+    else
+      stored = 0
+    end
+  end
+  replies[#replies + 1] = stored
+end
 return replies
 """
 
@@ -164,12 +185,28 @@ def parse_version(text: str) -> Offsets:
         return NO_OFFSET, NO_OFFSET
 
 
+def _json_decode(raw: bytes, visitor_id: str) -> Any:
+    return orjson.loads(raw)
+
+
+@dataclass(frozen=True)
+class StateCodec:
+    """How a state is stored: bytes of valid UTF-8 (the commit script carries them as a
+    JSON string); decoded knowing the visitor id it was stored under."""
+
+    encode: Callable[[Any], bytes] = orjson.dumps
+    decode: Callable[[bytes, str], Any] = _json_decode
+
+
+JSON_CODEC = StateCodec()
+
+
 @dataclass(frozen=True)
 class StoredState:
     """A visitor's state as read: its offsets and its (decoded) state, or none."""
 
     offsets: Offsets = (NO_OFFSET, NO_OFFSET)
-    state: dict[str, Any] | None = None
+    state: Any = None  # decoded by the store's codec
     top: str = ""
     exists: bool = False
 
@@ -179,17 +216,20 @@ class StoredState:
         return version(self.offsets) if self.exists else ""
 
 
-def encode_state(offsets: Offsets, top: str, state: dict[str, Any]) -> bytes:
-    """The one stored encoding of a visitor state (header line + orjson)."""
-    return f"{version(offsets)}\t{top}\n".encode() + orjson.dumps(state)
+def encode_state(offsets: Offsets, top: str, state: Any, codec: StateCodec = JSON_CODEC) -> bytes:
+    """The one stored encoding of a visitor state (header line + the encoded state)."""
+    return f"{version(offsets)}\t{top}\n".encode() + codec.encode(state)
 
 
-def decode_state(raw: bytes | None) -> StoredState:
+def decode_state(
+    raw: bytes | None, codec: StateCodec = JSON_CODEC, visitor_id: str = ""
+) -> StoredState:
     if not raw:
         return StoredState()
     head, _, body = raw.partition(b"\n")
     ver, _, top = head.decode().partition("\t")
-    return StoredState(parse_version(ver), orjson.loads(body) if body else None, top, True)
+    state = codec.decode(body, visitor_id) if body else None
+    return StoredState(parse_version(ver), state, top, True)
 
 
 @dataclass
@@ -200,12 +240,28 @@ class VisitorCommit:
     partition: int
     base: StoredState
     offsets: Offsets
-    state: dict[str, Any] | None  # None: delete the state key
+    state: Any  # None: delete the state key
     top: str = ""  # assigned top persona after the batch ('' = not a visitor: a marker)
     write: VisitorWrite | None = None  # the lookup record and what goes with it
     forget: bool = False  # delete record, audiences, identity, aliases, user link
     persist: bool = False  # the state never expires (an opt-out marker)
     expire_at: float | None = None  # when its last activity passes the TTL
+    user_id: str | None = None  # the user the stored state was linked to (a forget unlinks)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def state_digest(visitor_id: str) -> str:
+    """96 bits of BLAKE2b of the visitor id, in hex (cached: a batch reads and writes the
+    same visitors, and active visitors come back batch after batch)."""
+    return hashlib.blake2b(visitor_id.encode(), digest_size=12).hexdigest()
+
+
+@dataclass(frozen=True)
+class PackedCommits:
+    """A batch's commits serialised for :data:`COMMIT_LUA`."""
+
+    visitor_ids: tuple[str, ...]
+    payload: bytes
 
 
 class StateStore:
@@ -221,8 +277,10 @@ class StateStore:
         ttl_s: int = 30 * 24 * 3600,
         audience_threshold: float = 0.5,
         personas: Iterable[str] = (),
+        codec: StateCodec = JSON_CODEC,
     ) -> None:
         self._r: Any = redis
+        self.codec = codec
         self.keys = Keys(prefix)
         self.prefix = prefix
         self.group = group
@@ -230,6 +288,7 @@ class StateStore:
         self.ttl = ttl_s
         self.threshold = audience_threshold
         self.personas = list(personas)
+        self._audience_keys: dict[str, str] = {}
         self._commit = redis.register_script(COMMIT_LUA)
         self._expire = redis.register_script(EXPIRE_LUA)
         self._write_offsets = redis.register_script(OFFSETS_LUA)
@@ -239,8 +298,7 @@ class StateStore:
     def state_key(self, visitor_id: str) -> str:
         """Named by a digest of the id: the marker a DELETE leaves (to refuse events sent
         before it) must not keep the id in a key name, and it is shorter than a UUID."""
-        digest = hashlib.blake2b(visitor_id.encode(), digest_size=12).hexdigest()
-        return f"{self.prefix}state:{digest}"
+        return f"{self.prefix}state:{state_digest(visitor_id)}"
 
     def offsets_key(self) -> str:
         return f"{self.prefix}offsets:{self.group}"
@@ -258,7 +316,8 @@ class StateStore:
         if not ids:
             return {}
         raws = await self._r.mget([self.state_key(v) for v in ids])
-        return {v: decode_state(raw) for v, raw in zip(ids, raws, strict=True)}
+        codec = self.codec
+        return {v: decode_state(raw, codec, v) for v, raw in zip(ids, raws, strict=True)}
 
     async def read_offsets(self) -> tuple[str, dict[tuple[str, int], int]]:
         """The Redis instance's run_id and the next offset to read of every partition a
@@ -296,19 +355,20 @@ class StateStore:
             ops += [["D", k.visitor(vid)], ["D", k.identity(vid)], ["D", k.aliases(vid)]]
             ops.append(["D", k.alias(vid)])
             ops += [["R", k.audience(persona), vid] for persona in self.personas]
-            user_id = (c.base.state or {}).get("user_id")
-            if user_id:
-                ops.append(["D", k.user(str(user_id))])
+            if c.user_id:
+                ops.append(["D", k.user(c.user_id)])
         w = c.write
         if w is not None:
             record = w.record
             ops.append(["S", k.visitor(vid), orjson.dumps(record).decode()])
             personas = record.get("personas", {})
+            audience, threshold = self._audience_keys, self.threshold
             for persona, p in personas.items():
-                if p >= self.threshold:
-                    ops.append(["Z", k.audience(persona), repr(float(p)), vid])
+                key = audience.get(persona) or audience.setdefault(persona, k.audience(persona))
+                if p >= threshold:
+                    ops.append(["Z", key, repr(float(p)), vid])
                 else:
-                    ops.append(["R", k.audience(persona), vid])
+                    ops.append(["R", key, vid])
             for persona, name, amount in w.kpi:
                 ops.append(["H", k.kpi(persona), name, repr(float(amount))])
             for name, value in w.identity.items():
@@ -327,7 +387,7 @@ class StateStore:
             self.expiry_key(c.partition),
             c.base.version,
             f"{version(c.offsets)}\t{c.top}",
-            orjson.dumps(c.state).decode() if c.state is not None else "",
+            self.codec.encode(c.state).decode() if c.state is not None else "",
             0 if c.persist else self.ttl,
             self.ttl,
             vid,
@@ -338,11 +398,39 @@ class StateStore:
     async def commit(self, commits: list[VisitorCommit]) -> dict[str, int]:
         """Apply each visitor's commit (compare-and-set) in one script call for the batch;
         returns visitor id -> APPLIED, SAME or REFUSED."""
+        return await self.commit_packed(self.pack(commits))
+
+    def pack(self, commits: list[VisitorCommit]) -> PackedCommits:
+        """The commit script's argument for ``commits`` (the states encoded now)."""
         if not commits:
-            return {}
+            return PackedCommits((), b"")
         packed = orjson.dumps([self._entry(c) for c in commits])
-        replies = await self._commit(keys=[], args=[packed])
-        return {c.visitor_id: int(r) for c, r in zip(commits, replies, strict=True)}
+        return PackedCommits(tuple(c.visitor_id for c in commits), packed)
+
+    async def commit_packed(self, packed: PackedCommits) -> dict[str, int]:
+        """:meth:`commit` of commits packed already by :meth:`pack`."""
+        if not packed.visitor_ids:
+            return {}
+        replies = await self._commit(keys=[], args=[packed.payload])
+        return {vid: int(r) for vid, r in zip(packed.visitor_ids, replies, strict=True)}
+
+    async def commit_with_offsets(
+        self, packed: PackedCommits, offsets: Mapping[tuple[str, int], int], run_id: str
+    ) -> tuple[dict[str, int], bool | None]:
+        """:meth:`commit_packed`, then :meth:`write_offsets` in the same script call (one
+        round trip): the offsets are stored only if no visitor was refused. Returns the
+        replies and True (offsets stored), False (Redis restarted since ``run_id``) or
+        None (a visitor was refused: offsets not stored)."""
+        if not packed.visitor_ids:
+            stored = await self.write_offsets(offsets, run_id)
+            return {}, stored
+        args: list[Any] = [packed.payload, self.offsets_key(), run_id]
+        for (t, p), o in offsets.items():
+            args.extend((f"{t}:{p}", int(o)))
+        replies = await self._commit(keys=[], args=args)
+        out = {vid: int(r) for vid, r in zip(packed.visitor_ids, replies, strict=False)}
+        flag = int(replies[len(packed.visitor_ids)])
+        return out, None if flag < 0 else bool(flag)
 
     async def write_offsets(self, offsets: Mapping[tuple[str, int], int], run_id: str) -> bool:
         """Record the next offset to read per partition (after the batch's commits), only

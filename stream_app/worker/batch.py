@@ -3,8 +3,8 @@
     read the batch's visitor states (one MGET)
       -> the pure pipeline (decode -> route -> deduplicate -> update_state -> score -> emit)
       -> produce its Kafka effects and wait for the broker's acks
-      -> commit each visitor with a compare-and-set on its offsets (one pipelined round trip)
-      -> record the partitions' next offsets in Redis (after the visitors)
+      -> commit each visitor with a compare-and-set on its offsets, and record the
+         partitions' next offsets in Redis after them (one script call: one round trip)
 
 Effects go to Kafka *before* the states that caused them are stored: a crash in between
 replays the messages and sends the effects again, and every consumer of them is
@@ -15,24 +15,38 @@ order would lose them: a replay skips messages its visitor state already contain
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
 from stream_app.store.base import VisitorWrite
 from stream_app.store.state_store import (
     REFUSED,
+    PackedCommits,
+    StateCodec,
     StateStore,
     StoredState,
     VisitorCommit,
 )
-from stream_app.worker import visitor_state as vs
 from stream_app.worker.expiry import last_activity
 from stream_app.worker.persona_mix import top_persona
-from stream_app.worker.pipeline import BatchResult, Pipeline, RawMessage
+from stream_app.worker.pipeline import (
+    BatchResult,
+    OffsetsGetter,
+    Pipeline,
+    RawMessage,
+    StateGetter,
+)
+from stream_app.worker.visitor_state import VisitorState
+
+YIELD_EVERY = 64  # messages computed between two turns of the event loop
+
+# How the worker's StateStore stores a visitor state.
+VISITOR_CODEC = StateCodec(VisitorState.encode, VisitorState.decode)
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,23 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp: int | None = None  # ms since the epoch
+
+
+class Consumed(Protocol):
+    """A consumed Kafka record: :class:`Record`, or aiokafka's ConsumerRecord as it is."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int | None: ...
 
 
 Effect = tuple[str, bytes | None, bytes | None]  # (topic, key, value)
@@ -77,6 +108,38 @@ class Outcome:
         return not self.conflicts and not self.restarted
 
 
+@dataclass
+class Prepared:
+    """A batch computed, not yet applied: its new states exist only in memory."""
+
+    records: Sequence[Consumed]
+    messages: list[RawMessage]
+    result: BatchResult
+    stored: dict[str, StoredState]  # the states the batch read (its compare-and-set bases)
+    partition_of: dict[str, int]
+    pipeline_seconds: float
+
+    def overlay(self) -> dict[str, StoredState]:
+        """The visitor states as they are once this batch is applied, for the next batch
+        to read instead of Redis while this one is being committed."""
+        out = {}
+        for vid, state in self.result.states.items():
+            offsets = self.result.offsets.get(vid)
+            if offsets is not None:
+                out[vid] = StoredState(offsets, state, top_persona(state) or "", True)
+        return out
+
+
+@dataclass
+class Packed:
+    """A prepared batch serialised: the Kafka effects and the commit script's argument."""
+
+    prepared: Prepared
+    effects: list[Effect]
+    commits: PackedCommits
+    next_offsets: dict[tuple[str, int], int]
+
+
 class BatchProcessor:
     def __init__(
         self,
@@ -103,7 +166,7 @@ class BatchProcessor:
         self.ttl_s = ttl_s
         self.clock = clock
 
-    def messages(self, records: Iterable[Record]) -> list[RawMessage]:
+    def messages(self, records: Iterable[Consumed]) -> list[RawMessage]:
         return [
             RawMessage(
                 r.key,
@@ -116,36 +179,60 @@ class BatchProcessor:
             for r in records
         ]
 
-    async def run(self, records: list[Record], run_id: str) -> Outcome:
+    async def run(self, records: Sequence[Consumed], run_id: str) -> Outcome:
         """Apply ``records``; their partitions' next offsets are stored only if Redis is
         still the instance ``run_id`` (``Outcome.restarted`` otherwise)."""
+        return await self.apply(self.pack(await self.prepare(records)), run_id)
+
+    async def prepare(
+        self, records: Sequence[Consumed], overlay: Mapping[str, StoredState] | None = None
+    ) -> Prepared:
+        """Read the batch's visitor states (one MGET) and run the pure pipeline.
+
+        ``overlay``: visitor states newer than Redis's, those of the batch still being
+        committed (:meth:`Prepared.overlay`); the compare-and-set of this batch then
+        counts on that batch's writes, and is refused if they were not applied."""
         messages = self.messages(records)
         partition_of: dict[str, int] = {}
         for r in records:
             if r.key is not None:
                 partition_of.setdefault(r.key.decode("utf-8", "replace"), r.partition)
-        stored = await self.states.read(partition_of)
+        stored: dict[str, StoredState] = dict(overlay) if overlay else {}
+        stored.update(await self.states.read(v for v in partition_of if v not in stored))
         started = time.perf_counter()
-        result, missing = self._process(messages, stored)
+        result, missing = await self._process_yielding(messages, stored)
         while missing:  # a visitor not keyed by its message: read it too, run again
             stored.update(await self.states.read(missing))
-            result, missing = self._process(messages, stored)
+            result, missing = await self._process_yielding(messages, stored)
         pipeline_seconds = time.perf_counter() - started
+        return Prepared(records, messages, result, stored, partition_of, pipeline_seconds)
+
+    def pack(self, prepared: Prepared) -> Packed:
+        """Serialise a prepared batch's effects and commits (synchronously: the states are
+        encoded before the next batch is computed)."""
+        result = prepared.result
         effects = self.effects(result)
-        await self.emitter.send_all(effects)
-        started = time.perf_counter()
-        commits = self.commits(result, stored, partition_of)
-        replies = await self.states.commit(commits)
-        conflicts = [vid for vid, r in replies.items() if r == REFUSED]
+        commits = self.commits(result, prepared.stored, prepared.partition_of)
         next_offsets: dict[tuple[str, int], int] = {}
-        for r in records:
+        for r in prepared.records:
             tp = (r.topic, r.partition)
             next_offsets[tp] = max(next_offsets.get(tp, 0), r.offset + 1)
-        restarted = False
-        if not conflicts:
-            restarted = not await self.states.write_offsets(next_offsets, run_id)
+        return Packed(prepared, effects, self.states.pack(commits), next_offsets)
+
+    async def apply(self, packed: Packed, run_id: str) -> Outcome:
+        """Produce the effects (waiting for the acks), then commit the states and the
+        partitions' next offsets."""
+        prepared, effects = packed.prepared, packed.effects
+        await self.emitter.send_all(effects)
+        started = time.perf_counter()
+        replies, stored = await self.states.commit_with_offsets(
+            packed.commits, packed.next_offsets, run_id
+        )
+        conflicts = [vid for vid, r in replies.items() if r == REFUSED]
+        restarted = stored is False
         done = self.clock()
         redis_seconds = time.perf_counter() - started
+        messages = prepared.messages
         latencies = [
             max(0.0, done - m.timestamp) for m in messages if m.timestamp and not m.control
         ]
@@ -153,14 +240,14 @@ class BatchProcessor:
         for topic, _, _ in effects:
             counted[topic] = counted.get(topic, 0) + 1
         return Outcome(
-            result,
+            prepared.result,
             len(messages),
             conflicts,
-            next_offsets,
+            packed.next_offsets,
             latencies,
             counted,
             redis_seconds,
-            pipeline_seconds,
+            prepared.pipeline_seconds,
             restarted,
             sum(1 for m in messages if m.control),
         )
@@ -168,9 +255,33 @@ class BatchProcessor:
     def _process(
         self, messages: list[RawMessage], stored: Mapping[str, StoredState]
     ) -> tuple[BatchResult, set[str]]:
+        get_state, applied, missing = self._getters(stored)
+        return self.pipeline.process(messages, get_state, applied), missing
+
+    async def _process_yielding(
+        self, messages: list[RawMessage], stored: Mapping[str, StoredState]
+    ) -> tuple[BatchResult, set[str]]:
+        """:meth:`_process`, giving the event loop back every YIELD_EVERY messages (≈6 ms):
+        the batch being applied meanwhile (acks, the commit script) then finishes while
+        this one computes instead of after it."""
+        get_state, applied, missing = self._getters(stored)
+        pipeline = self.pipeline
+        result = pipeline.begin(applied)
+        for i, msg in enumerate(messages, 1):
+            pipeline.feed(msg, get_state, result)
+            if i % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        return pipeline.finish(result), missing
+
+    @staticmethod
+    def _getters(
+        stored: Mapping[str, StoredState],
+    ) -> tuple[StateGetter, OffsetsGetter, set[str]]:
+        """The pipeline's view of ``stored``, and the set it fills with the visitors it
+        asked for that were not read."""
         missing: set[str] = set()
 
-        def get_state(vid: str) -> dict[str, Any] | None:
+        def get_state(vid: str) -> VisitorState | None:
             found = stored.get(vid)
             if found is None:
                 missing.add(vid)
@@ -184,7 +295,7 @@ class BatchProcessor:
                 return (-1, -1)
             return found.offsets
 
-        return self.pipeline.process(messages, get_state, applied), missing
+        return get_state, applied, missing
 
     def effects(self, result: BatchResult) -> list[Effect]:
         out: list[Effect] = []
@@ -192,8 +303,13 @@ class BatchProcessor:
             out.append((self.dlq_topic, dead.key, dead.to_json_bytes()))
         for vid, payload in result.rekeyed:
             out.append((self.events_topic, vid.encode(), payload))
-        for canonical, state in result.merges:
-            doc = {"op": "merge", "visitor_id": canonical, "state": state}
+        for canonical, state, kpi in result.merges:
+            doc = {
+                "op": "merge",
+                "visitor_id": canonical,
+                "state": state.to_doc(),
+                "pending_kpi": kpi,
+            }
             out.append((self.control_topic, canonical.encode(), orjson.dumps(doc)))
         for canonical, event in result.forwards:
             doc = {"op": "event", "visitor_id": canonical, "event": event}
@@ -223,14 +339,15 @@ class BatchProcessor:
             offsets = result.offsets.get(vid)
             if offsets is None:  # no offset (not from Kafka): nothing to compare-and-set
                 continue
-            persist = vs.is_opted_out(state)
+            base = stored.get(vid) or StoredState()
+            persist = state.opted_out
             at = last_activity(state)
             expire_at = None if persist else (at if at is not None else self.clock()) + self.ttl_s
             out.append(
                 VisitorCommit(
                     vid,
                     partition_of.get(vid, 0),
-                    stored.get(vid) or StoredState(),
+                    base,
                     offsets,
                     state,
                     top=top_persona(state) or "",
@@ -238,6 +355,7 @@ class BatchProcessor:
                     forget=vid in forgotten,
                     persist=persist,
                     expire_at=expire_at,
+                    user_id=base.state.user_id if base.state is not None else None,
                 )
             )
         return out

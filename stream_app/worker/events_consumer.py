@@ -12,6 +12,14 @@ for the batch in flight to finish (bounded; an abandoned batch is harmless, the
 compare-and-set refuses its late writes). A batch refused by the compare-and-set (another
 worker wrote its visitors) is read again from its first offset; a Redis that restarted
 (and may have lost its last second) sends every partition back to the offsets it kept.
+
+Batches are pipelined, two deep: batch N+1 is fetched, read and computed while batch N's
+effects are produced and acknowledged and its states committed (a task). N+1 reads N's
+new states from memory (its overlay), not from Redis, and its compare-and-set counts on
+them; its effects are produced only once N is applied in full. If N is not (refused,
+Redis restarted, an error), N+1 is discarded unproduced and both are read again from
+their first offsets. So fetch, decode and compute overlap the Kafka acks and the Redis
+round trip, and exactly-once holds as before.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_app.store.state_store import StateStore
-from stream_app.worker.batch import BatchProcessor, Effect, Outcome, Record
+from stream_app.worker.batch import BatchProcessor, Consumed, Effect, Outcome, Prepared
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +115,20 @@ class EventsConsumer:
         self.batches = 0
         self.refused = 0  # batches refused by the compare-and-set (read again)
         self.redis_restarts = 0
+        # The batch being applied while the next one is computed: (its prepared form,
+        # the task applying it, its records).
+        self.inflight: tuple[Prepared, asyncio.Future[Outcome], list[Consumed]] | None = None
+        self.generation = 0  # bumped by every rebalance: computed batches are discarded
+        self._delay = 0.1  # back-off after a failed batch
 
     # -- rebalance -----------------------------------------------------------------------
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.generation += 1
         try:
             async with asyncio.timeout(self.revoke_wait_s):
-                async with self.lock:  # the batch in flight has finished
-                    pass
+                async with self.lock:  # the batch being computed has finished
+                    if self.inflight is not None and self.consumer is not None:
+                        await self._finish(self.consumer)  # and the one being applied
         except TimeoutError:
             log.warning("a batch was still in flight at revocation; abandoned (CAS-guarded)")
         for tp in revoked:
@@ -121,6 +136,7 @@ class EventsConsumer:
         self.assigned -= set(revoked)
 
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.generation += 1
         self.assigned = set(assigned)
         if assigned:
             await self._seek_to_stored(assigned)
@@ -185,56 +201,112 @@ class EventsConsumer:
 
     async def _loop(self, consumer: AIOKafkaConsumer) -> None:
         last_commit = time.monotonic()
-        while True:
-            fetched = await consumer.getmany(
-                timeout_ms=self.batch_within_ms, max_records=self.batch_max_events
-            )
-            if fetched:
+        try:
+            while True:
+                fetched = await consumer.getmany(
+                    timeout_ms=self.batch_within_ms, max_records=self.batch_max_events
+                )
                 async with self.lock:
-                    await self._apply(consumer, fetched)
-            if time.monotonic() - last_commit >= 1.0:
-                last_commit = time.monotonic()
-                await self._commit_to_kafka(consumer)
+                    if fetched:
+                        await self._step(consumer, fetched)
+                    elif self.inflight is not None:
+                        await self._finish(consumer)
+                if time.monotonic() - last_commit >= 1.0:
+                    last_commit = time.monotonic()
+                    await self._commit_to_kafka(consumer)
+        finally:
+            self._drop_inflight()
 
-    async def _apply(self, consumer: AIOKafkaConsumer, fetched: dict[Any, list[Any]]) -> None:
-        delay = 0.1
-        while True:
-            owned = consumer.assignment()
-            records = [
-                Record(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-                for tp, rs in fetched.items()
-                if tp in owned
-                for r in rs
-            ]
-            if not records:
-                return
-            try:
-                outcome = await self.processor.run(records, self.run_id)
-            except Exception as exc:
-                log.warning("batch failed (%r); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                continue
-            break
+    async def _step(self, consumer: AIOKafkaConsumer, fetched: dict[Any, list[Any]]) -> None:
+        """Compute this batch while the previous one is being applied (its effects acked,
+        its states committed), then start applying this one.
+
+        The batch reads the previous batch's new states from memory (its *overlay*) and
+        its compare-and-set counts on them: if the previous batch is not applied in full
+        (refused, Redis restarted, an error), this one is discarded before any of its
+        effects are produced and both are read again from the first offset."""
+        owned = consumer.assignment()
+        records: list[Consumed] = [r for tp, rs in fetched.items() if tp in owned for r in rs]
+        if not records:
+            return
+        generation = self.generation
+        overlay = self.inflight[0].overlay() if self.inflight is not None else None
+        prepared: Prepared | None = None
+        try:
+            prepared = await self.processor.prepare(records, overlay)
+        except Exception as exc:
+            log.warning("batch failed (%r); retrying in %.1fs", exc, self._delay)
+        moved = await self._finish(consumer)
+        if prepared is None or moved is not None or generation != self.generation:
+            # Not applied: computed on states that were not all applied, or on a failed
+            # read, or before a rebalance. Read it again (after the previous batch).
+            self._rewind(consumer, records, skip=moved or set())
+            if prepared is None:
+                await self._back_off()
+            return
+        packed = self.processor.pack(prepared)  # encoded now, before anything else runs
+        task = asyncio.ensure_future(self.processor.apply(packed, self.run_id))
+        self.inflight = (prepared, task, records)
+
+    async def _finish(self, consumer: AIOKafkaConsumer) -> set[TopicPartition] | None:
+        """Wait for the batch being applied. None if it was applied in full; otherwise
+        the partitions already sent back to read it again."""
+        if self.inflight is None:
+            return None
+        _, task, records = self.inflight
+        self.inflight = None
+        try:
+            outcome = await task
+        except Exception as exc:
+            log.warning("batch failed (%r); retrying in %.1fs", exc, self._delay)
+            moved = self._rewind(consumer, records)
+            await self._back_off()
+            return moved
         self.batches += 1
+        self._delay = 0.1
         if outcome.restarted:
             self.redis_restarts += 1
             log.warning("Redis restarted: every partition goes back to the offsets it kept")
             await self._seek_to_stored(sorted(consumer.assignment()))
-        elif outcome.conflicts:
+            return set(consumer.assignment())
+        if outcome.conflicts:
             self.refused += 1
             log.info(
                 "%d visitors were written by another worker since read; reading again",
                 len(outcome.conflicts),
             )
-            for tp, rs in fetched.items():
-                if tp in consumer.assignment() and rs:
-                    consumer.seek(tp, rs[0].offset)
-        else:
-            for (topic, partition), offset in outcome.next_offsets.items():
-                self.committed[TopicPartition(topic, partition)] = offset
-        if not outcome.conflicts:  # a refused batch is counted when it is applied
-            self.on_outcome(outcome)
+            return self._rewind(consumer, records)
+        for (topic, partition), offset in outcome.next_offsets.items():
+            self.committed[TopicPartition(topic, partition)] = offset
+        self.on_outcome(outcome)  # a refused batch is counted when it is applied
+        return None
+
+    def _rewind(
+        self,
+        consumer: AIOKafkaConsumer,
+        records: list[Consumed],
+        skip: set[TopicPartition] | frozenset[TopicPartition] = frozenset(),
+    ) -> set[TopicPartition]:
+        """Read ``records`` again from each partition's first offset among them (except
+        the partitions in ``skip``, sent back further already); returns the partitions."""
+        first: dict[TopicPartition, int] = {}
+        for r in records:
+            tp = TopicPartition(r.topic, r.partition)
+            first[tp] = min(first.get(tp, r.offset), r.offset)
+        owned = consumer.assignment()
+        for tp, offset in first.items():
+            if tp in owned and tp not in skip:
+                consumer.seek(tp, offset)
+        return set(first)
+
+    async def _back_off(self) -> None:
+        await asyncio.sleep(self._delay)
+        self._delay = min(self._delay * 2, 2.0)
+
+    def _drop_inflight(self) -> None:
+        if self.inflight is not None:
+            self.inflight[1].cancel()
+            self.inflight = None
 
     async def _commit_to_kafka(self, consumer: AIOKafkaConsumer) -> None:
         """Kafka's committed offsets mirror Redis's, for lag monitoring only."""

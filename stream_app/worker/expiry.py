@@ -13,19 +13,16 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from stream_app.worker import visitor_state as vs
+from stream_app.worker.visitor_state import VisitorState
 
 
-def last_activity(state: Any) -> float | None:
+def last_activity(state: VisitorState | None) -> float | None:
     """Seconds since the epoch of the state's last activity, or None if unknown."""
-    if not isinstance(state, dict):
+    if not isinstance(state, VisitorState):
         return None
-    if vs.is_forgotten(state):
-        try:
-            return float(state["forgotten_at"])
-        except (TypeError, ValueError):
-            return None
-    seen = state.get("last_seen")
+    if state.forgotten_at is not None:
+        return float(state.forgotten_at)
+    seen = state.last_seen
     if not isinstance(seen, str):
         return None
     try:
@@ -35,8 +32,8 @@ def last_activity(state: Any) -> float | None:
 
 
 def expired_items(
-    items: Iterable[tuple[Any, Any]], now: float, ttl_s: float
-) -> list[tuple[Any, Any]]:
+    items: Iterable[tuple[Any, VisitorState | None]], now: float, ttl_s: float
+) -> list[tuple[Any, VisitorState | None]]:
     """The (key, state) pairs whose last activity is more than ``ttl_s`` before ``now``."""
     out = []
     for key, state in items:

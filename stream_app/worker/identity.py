@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stream_app.worker import visitor_state as vs
+from stream_app.worker.visitor_state import FEEDBACK_KINDS, VisitorState, new_state
 
 CANONICAL_PREFIX = "user:"
 
@@ -20,40 +20,41 @@ def canonical_key(user_id: str) -> str:
     return f"{CANONICAL_PREFIX}{user_id}"
 
 
-def marker(state: dict[str, Any], canonical: str) -> dict[str, Any]:
+def marker(state: VisitorState, canonical: str) -> VisitorState:
     """What stays at the anonymous visitor's partition once it was merged."""
-    return {
-        "visitor_id": state["visitor_id"],
-        "merged_into": canonical,
-        "recent_ids": state["recent_ids"],
-        "last_seen": state["last_seen"],  # kept current while events are forwarded (expiry)
-    }
+    return VisitorState(
+        state.visitor_id,
+        recent_ids=state.recent_ids,
+        last_seen=state.last_seen,  # kept current while events are forwarded (expiry)
+        merged_into=canonical,
+    )
 
 
 def merge_into(
-    canonical_state: dict[str, Any] | None,
+    canonical_state: VisitorState | None,
     canonical: str,
-    incoming: dict[str, Any],
+    incoming: VisitorState,
     merge_models: Any,
     dedup_window: int,
-) -> dict[str, Any]:
+) -> VisitorState:
     """Fold a visitor's state into the user's canonical state."""
-    base = canonical_state or vs.new_state(canonical)
-    if incoming["visitor_id"] in base.get("aliases", []):
+    base = canonical_state or new_state(canonical)
+    if incoming.visitor_id in base.aliases:
         return base  # replayed merge: already folded in
-    out = dict(base)
-    out["aliases"] = sorted({*base.get("aliases", []), incoming["visitor_id"]})
-    out["user_id"] = incoming.get("user_id") or base.get("user_id")
-    out["events"] = base["events"] + incoming["events"]
-    out["recent_ids"] = (base["recent_ids"] + incoming["recent_ids"])[-dedup_window:]
-    seen = [s for s in (base["first_seen"], incoming["first_seen"]) if s]
-    last = [s for s in (base["last_seen"], incoming["last_seen"]) if s]
-    out["first_seen"] = min(seen) if seen else None
-    out["last_seen"] = max(last) if last else None
-    out["feedback"] = {k: incoming["feedback"].get(k) or v for k, v in base["feedback"].items()}
-    out["identity"] = {**base["identity"], **incoming["identity"]}
-    if base["model"] and incoming["model"]:
-        out["model"] = merge_models(base["model"], incoming["model"])
+    out = base.copy_for_update()
+    out.aliases = sorted({*base.aliases, incoming.visitor_id})
+    out.user_id = incoming.user_id or base.user_id
+    out.events = base.events + incoming.events
+    out.recent_ids = (base.recent_ids + incoming.recent_ids)[-dedup_window:]
+    seen = [s for s in (base.first_seen, incoming.first_seen) if s]
+    last = [s for s in (base.last_seen, incoming.last_seen) if s]
+    out.first_seen = min(seen) if seen else None
+    out.last_seen = max(last) if last else None
+    feedback = {k: incoming.feedback.get(k) or base.feedback.get(k) for k in FEEDBACK_KINDS}
+    out.feedback = {k: v for k, v in feedback.items() if v is not None}
+    out.identity = {**base.identity, **incoming.identity}
+    if base.model and incoming.model:
+        out.model = merge_models(base.model, incoming.model)
     else:
-        out["model"] = base["model"] or incoming["model"]
+        out.model = base.model or incoming.model
     return out

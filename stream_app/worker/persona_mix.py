@@ -11,24 +11,25 @@ of visitors per top persona.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
-from stream_app.worker import visitor_state as vs
+from stream_app.worker.visitor_state import VisitorState
 
 
-def top_persona(state: Any) -> str | None:
-    if not isinstance(state, dict) or "merged_into" in state or vs.is_forgotten(state):
+def top_persona(state: VisitorState | None) -> str | None:
+    if state is None or not state.is_visitor:
         return None
-    assigned = state.get("assigned")
-    if isinstance(assigned, dict) and assigned.get("top"):
+    assigned = state.assigned
+    if assigned and assigned.get("top"):
         return str(assigned["top"])
-    personas = state.get("personas")
-    if isinstance(personas, dict) and personas:
+    personas = state.personas
+    if personas:
         return str(max(personas, key=lambda p: personas[p]))
     return None
 
 
-def count_top_personas(states: Iterable[Any], personas: Iterable[str]) -> dict[str, int]:
+def count_top_personas(
+    states: Iterable[VisitorState | None], personas: Iterable[str]
+) -> dict[str, int]:
     """Visitors per top persona; every catalog persona is present (0 if nobody)."""
     counts = dict.fromkeys(personas, 0)
     for state in states:

@@ -2,23 +2,26 @@
 
     decode -> route -> deduplicate -> update_state -> score -> emit
 
-A faust agent (stream_app/worker/app.py) feeds batches of raw messages in and performs
-the I/O of the :class:`BatchResult` that comes out: table writes, one pipelined Redis
-write, dead letters, re-keyed events, training examples and assignment changes.
+The batch processor (stream_app/worker/batch.py) feeds batches of raw messages in, with
+the visitors' typed states (:class:`~stream_app.worker.visitor_state.VisitorState`) read
+from Redis, and performs the I/O of the :class:`BatchResult` that comes out: the Kafka
+effects (dead letters, re-keyed events, merges and forwards, training examples, assignment
+changes), then one commit script for the states, records and audiences.
 A failure in any step for one message becomes a dead letter for that message only; the
 visitor's state stays as it was before that message.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from stream_app.events.validate import EventValidationError, from_json_bytes
+import orjson
+
+from stream_app.events.validate import EventValidationError, from_json_bytes, validate_event
 from stream_app.store import VisitorWrite
 from stream_app.worker import identity
 from stream_app.worker import visitor_state as vs
@@ -26,12 +29,13 @@ from stream_app.worker.dead_letter import DeadLetter
 from stream_app.worker.feedback import kpi_increments
 from stream_app.worker.model_holder import ModelHolder
 from stream_app.worker.retargeting import changed, next_assignment
+from stream_app.worker.visitor_state import VisitorState
 
 STEPS = ("decode", "route", "deduplicate", "update_state", "score", "emit")
 CONTROL_FORGET = "forget"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs ~1 µs more per message
 class RawMessage:
     key: bytes | None
     value: bytes | None
@@ -43,12 +47,15 @@ class RawMessage:
 
 @dataclass
 class BatchResult:
-    states: dict[str, dict[str, Any]] = field(default_factory=dict)  # visitor_id -> new state
+    states: dict[str, VisitorState] = field(default_factory=dict)  # visitor_id -> new state
     forgotten: list[str] = field(default_factory=list)
     writes: list[VisitorWrite] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     rekeyed: list[tuple[str, bytes]] = field(default_factory=list)  # (visitor_id, payload)
-    merges: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (canonical, state)
+    # (canonical, state, satisfaction counted so far: it travels with the state)
+    merges: list[tuple[str, VisitorState, list[tuple[str, str, float]]]] = field(
+        default_factory=list
+    )
     forwards: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (canonical, event)
     merged_away: list[str] = field(default_factory=list)
     emit_errors: list[str] = field(default_factory=list)
@@ -67,10 +74,24 @@ class BatchResult:
     opted_out_ids: list[str] = field(default_factory=list)  # markers that never expire
 
 
-StateGetter = Callable[[str], dict[str, Any] | None]
+StateGetter = Callable[[str], VisitorState | None]
 OffsetsGetter = Callable[[str], tuple[int, int]]
 NO_OFFSETS = (-1, -1)
-FORGOTTEN: dict[str, Any] = {"forgotten": True}  # sentinel: the message must be dropped
+FORGOTTEN = VisitorState("")  # sentinel: the message must be dropped
+
+
+def decode_event(value: bytes | None, *, hash_pii: bool) -> dict[str, Any]:
+    """A Kafka message value as a validated event: parsed by orjson (in C), then the
+    project's validation. What orjson refuses goes through ``from_json_bytes`` (stdlib
+    ``json``), which names the reason for the dead letter and parses the few documents
+    only it accepts (a lone surrogate escape; a number beyond a double). An integer
+    beyond 64 bits becomes a float here; every numeric field refuses such a value either
+    way, and the worker uses no other trait than e-mail and phone."""
+    try:
+        obj = orjson.loads(value)  # type: ignore[arg-type]
+    except (orjson.JSONDecodeError, TypeError):
+        return from_json_bytes(value, hash_pii=hash_pii)
+    return validate_event(obj, hash_pii=hash_pii)
 
 
 def now_rfc3339() -> str:
@@ -107,16 +128,26 @@ class Pipeline:
     ) -> BatchResult:
         """``applied(visitor_id)``: the offsets of the last messages applied to the stored
         state; a message at or below them is a replay and is skipped."""
-        result = BatchResult()
-        self._applied = applied
+        result = self.begin(applied)
         for msg in messages:
-            if msg.control:
-                self._control(msg, get_state, result)
-            else:
-                self._one(msg, get_state, result)
+            self.feed(msg, get_state, result)
+        return self.finish(result)
+
+    # The same in three parts, for a caller that gives the event loop back in between.
+    def begin(self, applied: OffsetsGetter | None = None) -> BatchResult:
+        self._applied = applied
+        return BatchResult()
+
+    def feed(self, msg: RawMessage, get_state: StateGetter, result: BatchResult) -> None:
+        if msg.control:
+            self._control(msg, get_state, result)
+        else:
+            self._one(msg, get_state, result)
+
+    def finish(self, result: BatchResult) -> BatchResult:
         updated_at = now_rfc3339()  # one clock read per batch: the batch is written at once
         for vid, state in result.states.items():
-            if state.get("merged_into") or vs.is_forgotten(state):
+            if not state.is_visitor:
                 continue
             try:
                 self._emit(vid, state, result, updated_at)
@@ -139,7 +170,7 @@ class Pipeline:
             return True
         return False
 
-    def _put(self, vid: str, state: dict[str, Any], msg: RawMessage, result: BatchResult) -> None:
+    def _put(self, vid: str, state: VisitorState, msg: RawMessage, result: BatchResult) -> None:
         """The visitor's new state, and the offset of the message that made it."""
         result.states[vid] = state
         if msg.offset >= 0:
@@ -157,7 +188,7 @@ class Pipeline:
     def _control(self, msg: RawMessage, get_state: StateGetter, result: BatchResult) -> None:
         """Internal messages keyed by a visitor: forget, merge (identity) and forwarded events."""
         try:
-            doc = json.loads(msg.value or b"")
+            doc = orjson.loads(msg.value or b"")
             op, target = doc["op"], doc["visitor_id"]
             assert op in (CONTROL_FORGET, "merge", "event") and isinstance(target, str)
         except Exception:
@@ -180,8 +211,8 @@ class Pipeline:
             at = doc.get("at", msg.timestamp)
             at = float(at) if isinstance(at, int | float) else 0.0
             current = result.states.get(target) or get_state(target)
-            if current is not None and vs.is_opted_out(current):
-                marker = vs.opted_out_marker(target, max(at, current["forgotten_at"]))
+            if current is not None and current.opted_out:
+                marker = vs.opted_out_marker(target, max(at, current.forgotten_at or 0.0))
             else:
                 marker = vs.forgotten_marker(target, at)
             self._put(target, marker, msg, result)
@@ -190,15 +221,17 @@ class Pipeline:
             current = self._live_state(target, msg, get_state, result)
             if current is FORGOTTEN:
                 return
-            if doc["state"]["visitor_id"] not in (current or {}).get("aliases", []):
-                pending = [tuple(x) for x in doc["state"].get("pending_kpi", [])]
-                result.kpi.setdefault(target, []).extend(pending)
+            incoming = VisitorState.from_doc(doc["state"])
+            if current is None or incoming.visitor_id not in current.aliases:
+                # (older messages carried it inside the state)
+                pending = doc.get("pending_kpi", doc["state"].get("pending_kpi", []))
+                result.kpi.setdefault(target, []).extend(tuple(x) for x in pending)
             merged = identity.merge_into(
-                current, target, doc["state"], self.model.mapper.merge_states, self.dedup_window
+                current, target, incoming, self.model.mapper.merge_states, self.dedup_window
             )
-            if merged["model"]:
-                merged["personas"] = self.model.mapper.score(merged["model"])
-                merged["phase"] = merged["model"]["phase"]
+            if merged.model:
+                merged.personas = self.model.mapper.score(merged.model)
+                merged.phase = merged.model["phase"]
             self._put(target, merged, msg, result)
         else:
             event = doc["event"]
@@ -206,16 +239,16 @@ class Pipeline:
 
     def _live_state(
         self, vid: str, msg: RawMessage, get_state: StateGetter, result: BatchResult
-    ) -> dict[str, Any] | None:
+    ) -> VisitorState | None:
         """The visitor's state; ``None`` if there is none (or it was forgotten before this
         message was sent); ``FORGOTTEN`` if the message was sent before the forget."""
         current = result.states.get(vid) or get_state(vid)
-        if current is None or not vs.is_forgotten(current):
+        if current is None or current.forgotten_at is None:
             return current
-        if vs.is_opted_out(current):
+        if current.opted_out:
             result.opted_out += 1
             return FORGOTTEN
-        if msg.timestamp is not None and msg.timestamp <= current["forgotten_at"]:
+        if msg.timestamp is not None and msg.timestamp <= current.forgotten_at:
             result.forgotten_discarded += 1
             return FORGOTTEN
         return None
@@ -232,7 +265,7 @@ class Pipeline:
         payload = msg.value or b""
         try:
             if event is None:
-                event = from_json_bytes(msg.value, hash_pii=self.hash_pii)
+                event = decode_event(msg.value, hash_pii=self.hash_pii)
                 if self.enrich is not None:
                     event = self.enrich(event)
                 step = "route"
@@ -259,15 +292,17 @@ class Pipeline:
             if vs.already_processed(current, short):
                 result.duplicates += 1
                 return
-            if current.get("merged_into"):
+            if current.merged_into:
                 # Merged into a user's state: that partition processes it. The marker
                 # notes the activity, so it does not expire while the visitor is active.
-                result.forwards.append((current["merged_into"], event))
-                if event["ts"] > (current.get("last_seen") or ""):
-                    self._put(vid, {**current, "last_seen": event["ts"]}, msg, result)
+                result.forwards.append((current.merged_into, event))
+                if event["ts"] > (current.last_seen or ""):
+                    touched = current.copy_for_update()
+                    touched.last_seen = event["ts"]
+                    self._put(vid, touched, msg, result)
                 return
             step = "update_state"
-            state = vs.copy_for_update(current)
+            state = current.copy_for_update()
             vs.remember(state, short, self.dedup_window)
             vs.count_event(state, event)
             step = "score"
@@ -292,11 +327,11 @@ class Pipeline:
                 DeadLetter("processing_error", detail, msg.key, payload, msg.source, step)
             )
             return
-        if event["type"] == "identify" and not as_key and not state.get("aliases"):
+        if event["type"] == "identify" and not as_key and not state.aliases:
             # Hand this visitor's state to the user's canonical state; keep a marker here.
             canonical = identity.canonical_key(event["user_id"])
             kpi = result.kpi.pop(vid, [])  # satisfaction counted so far travels with the state
-            result.merges.append((canonical, {**state, "pending_kpi": kpi}))
+            result.merges.append((canonical, state, kpi))
             self._put(vid, identity.marker(state, canonical), msg, result)
             result.merged_away.append(vid)
         else:
@@ -317,42 +352,42 @@ class Pipeline:
         current = result.states.get(vid) or get_state(vid)
         at = msg.timestamp if msg.timestamp is not None else time.time()
         if event["status"] == "opt_out":
-            if current is not None and not vs.is_forgotten(current):
+            if current is not None and current.forgotten_at is None:
                 # The merged user and the other ids merged into it go too, as with DELETE.
-                others = [current["merged_into"]] if current.get("merged_into") else []
-                others += [a for a in current.get("aliases", []) if a != vid]
+                others = [current.merged_into] if current.merged_into else []
+                others += [a for a in current.aliases if a != vid]
                 result.forget_requests.extend(others)
             self._put(vid, vs.opted_out_marker(vid, at), msg, result)
             result.forgotten.append(vid)
             result.opted_out_ids.append(vid)
-        elif current is not None and vs.is_opted_out(current):
+        elif current is not None and current.opted_out:
             # Profiled afresh from now on; what was sent while opted out stays dropped.
             self._put(vid, vs.forgotten_marker(vid, at), msg, result)
         result.processed += 1
         result.by_type["consent"] = result.by_type.get("consent", 0) + 1
 
-    def _score(self, state: dict[str, Any], event: dict[str, Any], result: BatchResult) -> None:
+    def _score(self, state: VisitorState, event: dict[str, Any], result: BatchResult) -> None:
         mapper = self.model.mapper
-        model_state = state["model"] or mapper.new_state()
+        model_state = state.model or mapper.new_state()
         model_state, out = mapper.observe(model_state, event)
-        state["model"] = model_state
-        state["personas"] = out["personas"]
-        state["phase"] = out["phase"]
+        state.model = model_state
+        state.personas = out["personas"]
+        state.phase = out["phase"]
         kind = event["type"]
         if kind == "feedback":
-            state["feedback"][event["kind"]] = event["score"]
+            state.feedback[event["kind"]] = event["score"]
             top = out["top"]["persona"]
-            result.kpi.setdefault(state["visitor_id"], []).extend(
+            result.kpi.setdefault(state.visitor_id, []).extend(
                 kpi_increments(event["kind"], event["score"], top, out["phase"])
             )
         elif kind == "identify":
             for trait in ("email_sha256", "phone_sha256"):
                 if trait in event.get("traits", {}):
-                    state["identity"][trait] = event["traits"][trait]
+                    state.identity[trait] = event["traits"][trait]
         elif kind == "label":
             result.training.append(
                 {
-                    "visitor_id": state["visitor_id"],
+                    "visitor_id": state.visitor_id,
                     "event_id": event["event_id"],
                     "persona": event["persona"],
                     "weight": event.get("weight", 1.0),
@@ -362,26 +397,27 @@ class Pipeline:
             )
 
     def _emit(
-        self, vid: str, state: dict[str, Any], result: BatchResult, updated_at: str | None = None
+        self, vid: str, state: VisitorState, result: BatchResult, updated_at: str | None = None
     ) -> None:
         mapper = self.model.mapper
-        # A merged user's state may not have been scored yet: score it once, here.
-        state["personas"] = state["personas"] or mapper.score(state["model"] or mapper.new_state())
-        state["phase"] = state["phase"] or "awareness"
+        # A state not scored in this batch (the probabilities are not stored): score it.
+        if not state.personas:
+            state.personas = mapper.score(state.model or mapper.new_state())
+        state.phase = state.phase or "awareness"
         record = self.record(state, updated_at)
         result.writes.append(
             VisitorWrite(
                 record,
                 kpi=tuple(result.kpi.get(vid, ())),
-                identity=dict(state["identity"]),
-                aliases=tuple(state.get("aliases", ())),
+                identity=dict(state.identity),
+                aliases=tuple(state.aliases),
             )
         )
         assignment = next_assignment(
-            state.get("assigned"), state["personas"], self.audience_threshold, self.hysteresis
+            state.assigned, state.personas, self.audience_threshold, self.hysteresis
         )
-        if changed(state.get("assigned"), assignment):
-            state["assigned"] = assignment
+        if changed(state.assigned, assignment):
+            state.assigned = assignment
             result.assignments.append(
                 (
                     vid,
@@ -393,20 +429,20 @@ class Pipeline:
                 )
             )
 
-    def record(self, state: dict[str, Any], updated_at: str | None = None) -> dict[str, Any]:
+    def record(self, state: VisitorState, updated_at: str | None = None) -> dict[str, Any]:
         """The lookup JSON of INTERFACES.md 2.1 (plus ``last_seen``, ``merged_visitor_ids``)."""
-        personas = state["personas"]
+        personas = state.personas or {}
         top = max(personas, key=lambda p: personas[p])
         return {
-            "visitor_id": state["visitor_id"],
-            "user_id": state["user_id"],
+            "visitor_id": state.visitor_id,
+            "user_id": state.user_id,
             "personas": {p: round(q, 6) for p, q in personas.items()},
             "top": {"persona": top, "probability": round(personas[top], 6)},
-            "phase": state["phase"],
-            "events": state["events"],
-            "feedback": state["feedback"],
+            "phase": state.phase,
+            "events": state.events,
+            "feedback": state.feedback_record(),
             "model_version": self.model.version,
             "updated_at": updated_at or now_rfc3339(),
-            "last_seen": state["last_seen"],
-            "merged_visitor_ids": state.get("aliases", []),
+            "last_seen": state.last_seen,
+            "merged_visitor_ids": list(state.aliases),
         }

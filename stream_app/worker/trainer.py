@@ -7,6 +7,7 @@ group. After a rebalance the new owner continues from the latest published snaps
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -56,13 +57,29 @@ class Trainer:
     def learn(self, examples: list[dict[str, Any]]) -> None:
         mapper = self._ensure()
         for ex in examples:
-            if not self.first_time(ex.get("event_id")):
-                continue
-            try:
-                mapper.learn(ex["state"], ex["persona"], float(ex.get("weight", 1.0)))
-                self.pending += 1
-            except (KeyError, ValueError, TypeError) as exc:
-                log.warning("skipping training example %s: %s", ex.get("event_id"), exc)
+            self._learn_one(mapper, ex)
+
+    async def learn_yielding(self, examples: list[dict[str, Any]], slice_s: float = 0.005) -> None:
+        """:meth:`learn`, giving the event loop back every ``slice_s`` of CPU: a label costs
+        about a millisecond, and the events path shares the loop (a batch of 200 labels
+        learned at once held every event for a quarter of a second)."""
+        mapper = self._ensure()
+        started = time.perf_counter()
+        for ex in examples:
+            self._learn_one(mapper, ex)
+            if time.perf_counter() - started >= slice_s:
+                await asyncio.sleep(0)
+                started = time.perf_counter()
+                mapper = self._ensure()  # a newer model may have arrived meanwhile
+
+    def _learn_one(self, mapper: PersonaMapper, ex: dict[str, Any]) -> None:
+        if not self.first_time(ex.get("event_id")):
+            return
+        try:
+            mapper.learn(ex["state"], ex["persona"], float(ex.get("weight", 1.0)))
+            self.pending += 1
+        except (KeyError, ValueError, TypeError) as exc:
+            log.warning("skipping training example %s: %s", ex.get("event_id"), exc)
 
     def drift(self) -> dict[str, dict[str, bool]]:
         """ADWIN drift flags of the model being trained (empty before the first label)."""

@@ -110,6 +110,19 @@ class Engine:
             start_new_session=True,
         )
 
+    def create_topics(self) -> None:
+        """Create the engine's topics now (``persona-stream topics``), so events can be
+        produced before any worker runs: a worker then starts with a backlog to work
+        through, however fast it is."""
+        subprocess.run(
+            [sys.executable, "-m", "stream_app.cli", "topics"],
+            cwd=REPO,
+            env=self.env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
     def wait_api(self, timeout: float = 60.0) -> None:
         def ready() -> bool:
             self.assert_alive("api")

@@ -44,10 +44,12 @@ def test_sigkill_redis_mid_stream_loses_and_doubles_nothing(
     eng = Engine(kafka_bootstrap, f"redis://127.0.0.1:{port}/0", uuid.uuid4().hex[:8])
     try:
         expected, events = simulated_traffic(seed=11, visitors=2000)
-        eng.start("worker")
-        eng.wait_worker()
+        # Produced before the worker starts: it has a backlog to be cut in the middle of.
+        eng.create_topics()
         producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
         produce(producer, eng.events_topic, events)
+        eng.start("worker")
+        eng.wait_worker()
 
         def processed() -> int:
             try:

@@ -21,13 +21,14 @@ def test_sigkill_mid_stream_loses_and_doubles_nothing(
 
     eng = isolated_engine
     expected, events = simulated_traffic(seed=5, visitors=2500)
-    eng.start("worker")
-    eng.wait_worker()
-
+    # Produced before the worker starts: it has a backlog to be killed in the middle of.
+    eng.create_topics()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
     third = len(events) // 3 + 1
     produce(producer, eng.events_topic, events[:third])
     produce(producer, eng.events_topic, events[third:])
+    eng.start("worker")
+    eng.wait_worker()
 
     def processed() -> int:
         return sum(eng.counts(list(expected)).values())

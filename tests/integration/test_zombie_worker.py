@@ -23,10 +23,12 @@ def test_a_zombie_worker_rolls_back_and_doubles_nothing(
     eng = isolated_engine
     eng.env["PERSONA_KAFKA_SESSION_TIMEOUT_S"] = "6"
     expected, events = simulated_traffic(seed=21, visitors=2500)
-    eng.start("zombie", "worker")
-    eng.wait_worker(name="zombie")
+    # Produced before the worker starts: it has a backlog to be stopped in the middle of.
+    eng.create_topics()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", linger_ms=5)
     produce(producer, eng.events_topic, events)
+    eng.start("zombie", "worker")
+    eng.wait_worker(name="zombie")
 
     def processed() -> int:
         return sum(eng.counts(list(expected)).values())
@@ -39,6 +41,7 @@ def test_a_zombie_worker_rolls_back_and_doubles_nothing(
         eng.start("worker")
         eng.wait_worker(timeout=120)
         half = processed()
+        assert half < len(events), "the first worker finished before it could be stopped"
         wait_until(lambda: processed() > half, 90, "the second worker to take over")
         time.sleep(2.0)
         produce(producer, eng.events_topic, events[:300])  # replays while it is stopped

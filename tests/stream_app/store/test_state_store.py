@@ -124,3 +124,24 @@ def test_the_encoding_round_trips() -> None:
     assert raw.startswith(b"3,7\ta\n")
     assert decode_state(raw) == StoredState((3, 7), {"visitor_id": "v", "events": 2}, "a", True)
     assert decode_state(None) == StoredState()
+
+
+async def test_offsets_in_the_commit_call_follow_its_compare_and_set(store: StateStore) -> None:
+    run_id, _ = await store.read_offsets()
+    first = store.pack([commit(StoredState(), (10, -1), events=1)])
+    assert await store.commit_with_offsets(first, {("ev", 0): 11}, run_id) == (
+        {"v1": APPLIED},
+        True,
+    )
+    assert (await store.read_offsets())[1] == {("ev", 0): 11}
+    stale = store.pack([commit(StoredState(), (12, -1), events=2)])  # a zombie's batch
+    assert await store.commit_with_offsets(stale, {("ev", 0): 13}, run_id) == (
+        {"v1": REFUSED},
+        None,
+    )
+    newer = store.pack([commit((await store.read(["v1"]))["v1"], (12, -1), events=2)])
+    assert await store.commit_with_offsets(newer, {("ev", 0): 13}, "0" * 40) == (
+        {"v1": APPLIED},
+        False,
+    ), "a restarted Redis: the states are applied, the offsets are not"
+    assert (await store.read_offsets())[1] == {("ev", 0): 11}

@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from models.catalog import Catalog
 from stream_app.settings import DEFAULT_CATALOG
 from stream_app.store.state_store import StateStore
-from stream_app.worker.batch import BatchProcessor, Effect, Record
+from stream_app.worker.batch import VISITOR_CODEC, BatchProcessor, Effect, Record
 from stream_app.worker.model_holder import ModelHolder
 from stream_app.worker.pipeline import Pipeline
 
@@ -34,7 +34,13 @@ async def setup(redis_url: str, unique: str) -> AsyncIterator[tuple[BatchProcess
     client = Redis.from_url(redis_url)
     prefix = f"test:{unique}:"
     states = StateStore(
-        client, prefix=prefix, group="g", events_topic=EV, ttl_s=3600, personas=catalog.persona_ids
+        client,
+        prefix=prefix,
+        group="g",
+        events_topic=EV,
+        ttl_s=3600,
+        personas=catalog.persona_ids,
+        codec=VISITOR_CODEC,
     )
     emitted = Emitted()
     pipeline = Pipeline(ModelHolder(catalog, 7 * 24 * 3600.0))
@@ -125,7 +131,7 @@ async def test_opt_out_forgets_and_drops_later_events_until_opt_in(
     assert later.result.opted_out == 2 and await events_of(processor) is None
     stored = (await processor.states.read(["v1"]))["v1"]
     assert await processor.states._r.ttl(processor.states.state_key("v1")) == -1
-    assert stored.state and stored.state.get("opted_out")
+    assert stored.state and stored.state.opted_out
     await processor.run([consent(5, "opt_in"), event(6, "e6")], run_id)
     assert await events_of(processor) == 1, "profiled afresh after opt_in"
 
@@ -136,3 +142,27 @@ async def test_consent_is_not_evidence(setup: tuple[BatchProcessor, Emitted, str
     before = (await processor.states.read(["v1"]))["v1"].state
     out = await processor.run([consent(1, "opt_in")], run_id)  # not opted out: no change
     assert out.result.states == {} and (await processor.states.read(["v1"]))["v1"].state == before
+
+
+async def test_the_next_batch_counts_on_the_one_being_applied(
+    setup: tuple[BatchProcessor, Emitted, str],
+) -> None:
+    """Pipelining: batch 2 is computed on batch 1's states before batch 1 is committed."""
+    processor, _, run_id = setup
+    first = await processor.prepare([event(0, "e0"), event(1, "e1")])
+    second = await processor.prepare([event(2, "e2"), event(3, "e3", vid="v2")], first.overlay())
+    assert (await processor.apply(processor.pack(first), run_id)).ok
+    assert (await processor.apply(processor.pack(second), run_id)).ok
+    assert await events_of(processor) == 3 and await events_of(processor, "v2") == 1
+    assert (await processor.states.read_offsets())[1] == {(EV, 0): 4}
+
+
+async def test_a_batch_computed_on_a_batch_not_applied_is_refused(
+    setup: tuple[BatchProcessor, Emitted, str],
+) -> None:
+    processor, _, run_id = setup
+    first = await processor.prepare([event(0, "e0")])
+    second = await processor.prepare([event(1, "e1")], first.overlay())
+    out = await processor.apply(processor.pack(second), run_id)  # the first never landed
+    assert out.conflicts == ["v1"] and not out.ok and await events_of(processor) is None
+    assert (await processor.states.read_offsets())[1] == {}, "no offsets past a refusal"

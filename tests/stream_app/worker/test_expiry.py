@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
 
 from models.catalog import Catalog
 from stream_app.settings import DEFAULT_CATALOG
@@ -18,8 +17,8 @@ DAY = 24 * 3600.0
 NOW = datetime.fromisoformat("2026-11-22T12:00:00Z").timestamp()
 
 
-def seen(ts: str | None) -> dict[str, Any]:
-    return {**vs.new_state("v"), "last_seen": ts}
+def seen(ts: str | None) -> vs.VisitorState:
+    return vs.VisitorState("v", last_seen=ts)
 
 
 def test_idle_longer_than_the_ttl_expires_and_recent_stays() -> None:
@@ -43,12 +42,9 @@ def test_states_without_a_time_are_kept() -> None:
 
 def test_forwarding_keeps_a_merged_visitors_marker_alive() -> None:
     pipeline = Pipeline(ModelHolder(Catalog.load(DEFAULT_CATALOG), 7 * DAY))
-    marker = {
-        "visitor_id": "v1",
-        "merged_into": "user:u1",
-        "recent_ids": ["e0"],
-        "last_seen": "2026-10-01T00:00:00.000Z",
-    }
+    marker = vs.VisitorState(
+        "v1", merged_into="user:u1", recent_ids=["e0"], last_seen="2026-10-01T00:00:00.000Z"
+    )
     doc = {
         "event_id": "e1",
         "type": "page_view",
@@ -60,9 +56,7 @@ def test_forwarding_keeps_a_merged_visitors_marker_alive() -> None:
     result = pipeline.process([msg], lambda vid: marker if vid == "v1" else None)
     assert [canonical for canonical, _ in result.forwards] == ["user:u1"]
     updated = result.states["v1"]
-    assert (
-        updated["merged_into"] == "user:u1" and updated["last_seen"] == "2026-11-22T10:15:00.000Z"
-    )
+    assert updated.merged_into == "user:u1" and updated.last_seen == "2026-11-22T10:15:00.000Z"
     assert not result.writes  # a marker is not a visitor record
     assert expired_items([(b"v1", updated)], NOW, 30 * DAY) == []
     assert expired_items([(b"v1", marker)], NOW, 30 * DAY) == [(b"v1", marker)]

@@ -44,7 +44,7 @@ def forget(visitor: str = "v1", at: float | None = DELETED_AT) -> RawMessage:
     return RawMessage(visitor.encode(), json.dumps(doc).encode(), "c/0@1", control=True)
 
 
-class Table(dict[str, dict[str, Any]]):
+class Table(dict[str, vs.VisitorState]):
     """The faust table as the pipeline sees it, fed with what the agent writes back."""
 
     def apply(self, result: BatchResult) -> BatchResult:
@@ -55,11 +55,11 @@ class Table(dict[str, dict[str, Any]]):
 def test_event_sent_before_the_delete_is_dropped(pipeline: Pipeline) -> None:
     table = Table()
     table.apply(pipeline.process([page_view("e1", sent_at=900.0)], table.get))
-    assert table["v1"]["events"] == 1
+    assert table["v1"].events == 1
 
     result = table.apply(pipeline.process([forget()], table.get))
     assert result.forgotten == ["v1"] and result.writes == []
-    assert vs.is_forgotten(table["v1"]) and "events" not in table["v1"]
+    assert vs.is_forgotten(table["v1"]) and not table["v1"].is_visitor and table["v1"].events == 0
 
     late = table.apply(pipeline.process([page_view("e2", sent_at=990.0)], table.get))
     assert late.forgotten_discarded == 1 and late.processed == 0
@@ -73,7 +73,7 @@ def test_event_sent_after_the_delete_starts_a_fresh_visitor(pipeline: Pipeline) 
     result = table.apply(pipeline.process([page_view("e3", sent_at=1_001.0)], table.get))
     assert result.forgotten_discarded == 0 and result.processed == 1
     assert [w.record["events"] for w in result.writes] == [1]
-    assert table["v1"]["events"] == 1 and not vs.is_forgotten(table["v1"])
+    assert table["v1"].events == 1 and not vs.is_forgotten(table["v1"])
 
 
 def test_same_batch_forget_then_older_event(pipeline: Pipeline) -> None:
@@ -92,7 +92,7 @@ def test_forget_without_a_time_lets_every_later_message_start_fresh(pipeline: Pi
     table = Table()
     table.apply(pipeline.process([page_view("e1", sent_at=900.0), forget(at=None)], table.get))
     result = table.apply(pipeline.process([page_view("e2", sent_at=950.0)], table.get))
-    assert result.processed == 1 and table["v1"]["events"] == 1
+    assert result.processed == 1 and table["v1"].events == 1
 
 
 def test_other_visitors_are_untouched(pipeline: Pipeline) -> None:
@@ -102,4 +102,4 @@ def test_other_visitors_are_untouched(pipeline: Pipeline) -> None:
     )
     table.apply(pipeline.process([forget("v1")], table.get))
     result = table.apply(pipeline.process([page_view("c", "v2", 950.0)], table.get))
-    assert result.processed == 1 and table["v2"]["events"] == 2
+    assert result.processed == 1 and table["v2"].events == 2

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from stream_app.worker.persona_mix import count_top_personas, top_persona
+from stream_app.worker.visitor_state import VisitorState
 
 PERSONAS = ("tech_evaluator", "budget_owner", "end_user")
 
 
-def state(top: str | None = None, personas: dict[str, float] | None = None) -> dict[str, object]:
-    return {
-        "visitor_id": "v",
-        "assigned": {"top": top, "audiences": []} if top else None,
-        "personas": personas,
-    }
+def state(top: str | None = None, personas: dict[str, float] | None = None) -> VisitorState:
+    return VisitorState(
+        "v", assigned={"top": top, "audiences": []} if top else None, personas=personas
+    )
 
 
 def test_each_visitor_counts_once_by_its_assigned_top() -> None:
@@ -36,8 +35,8 @@ def test_without_assignment_the_highest_probability_counts() -> None:
 
 
 def test_markers_and_unscored_states_are_not_visitors() -> None:
-    merged = {"visitor_id": "a", "merged_into": "user:u", "recent_ids": []}
-    forgotten = {"visitor_id": "b", "forgotten_at": 1.0}
+    merged = VisitorState("a", merged_into="user:u")
+    forgotten = VisitorState("b", forgotten_at=1.0)
     unscored = state(None, None)
     counts = count_top_personas([merged, forgotten, unscored, None], PERSONAS)
     assert counts == dict.fromkeys(PERSONAS, 0)
