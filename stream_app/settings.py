@@ -51,10 +51,10 @@ class Settings(BaseSettings):
         600, ge=1, description="how often a worker expires the idle visitors of its partitions"
     )
     batch_max_events: int = Field(
-        1000, ge=1, le=100_000, description="most events the worker processes in one batch"
+        500, ge=1, le=100_000, description="most events the worker processes in one batch"
     )
     batch_within_ms: int = Field(
-        50,
+        20,
         ge=1,
         le=10_000,
         description="how long the worker gathers a batch: longer = more throughput, "

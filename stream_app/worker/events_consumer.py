@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.partitioner import DefaultPartitioner
 
 from stream_app.store.state_store import StateStore
 from stream_app.worker.batch import BatchProcessor, Consumed, Effect, Outcome, Prepared
@@ -47,6 +49,8 @@ class KafkaEmitter:
     def __init__(self, bootstrap: str) -> None:
         self.bootstrap = bootstrap
         self.producer: AIOKafkaProducer | None = None
+        self._partitions: dict[str, tuple[float, list[int]]] = {}  # per topic: when, which
+        self._place = DefaultPartitioner()
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
@@ -59,11 +63,54 @@ class KafkaEmitter:
         await self.producer.start()
 
     async def send_all(self, effects: list[Effect]) -> None:
+        """One record batch per partition instead of one ``send`` per effect (each cost
+        ≈40 µs of Python in aiokafka's accumulator). Keys are placed by Kafka's default
+        murmur2 partitioner, as ``send`` places them; effects of one partition keep their
+        order."""
         if not effects:
             return
-        assert self.producer is not None, "KafkaEmitter.start() first"
-        futures = [await self.producer.send(t, value=v, key=k) for t, k, v in effects]
+        producer = self.producer
+        assert producer is not None, "KafkaEmitter.start() first"
+        batches: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future[Any]] = []
+        for topic, key, value in effects:
+            partitions = await self._partitions_of(topic)
+            partition = (
+                self._place(key, partitions, partitions)
+                if key is not None
+                else random.choice(partitions)
+            )
+            tp = (topic, partition)
+            batch = batches.get(tp)
+            if batch is None:
+                batch = batches[tp] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is not None:
+                continue
+            # full: send it and start another (a record larger than a whole batch goes
+            # on its own through send, which refuses it if the broker would)
+            futures.append(await producer.send_batch(batches.pop(tp), topic, partition=partition))
+            batch = batches[tp] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                futures.append(
+                    await producer.send(topic, value=value, key=key, partition=partition)
+                )
+        for (topic, partition), batch in batches.items():
+            if batch.record_count():
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
+
+    async def _partitions_of(self, topic: str) -> list[int]:
+        """The topic's partitions, from the producer's metadata, looked at again every
+        minute (partitions added to a topic are then used, as ``send`` would)."""
+        assert self.producer is not None
+        now = time.monotonic()
+        cached = self._partitions.get(topic)
+        if cached is None or now - cached[0] > 60.0:
+            cached = self._partitions[topic] = (
+                now,
+                sorted(await self.producer.partitions_for(topic)),
+            )
+        return cached[1]
 
     async def stop(self) -> None:
         if self.producer is not None:
