@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from stream_app.events.validate import EventValidationError, from_json_bytes, validate_event
+from stream_app.events.validate import EventValidationError, from_json_bytes
 from stream_app.store import VisitorWrite
 from stream_app.worker import identity
 from stream_app.worker import visitor_state as vs
@@ -78,20 +78,6 @@ StateGetter = Callable[[str], VisitorState | None]
 OffsetsGetter = Callable[[str], tuple[int, int]]
 NO_OFFSETS = (-1, -1)
 FORGOTTEN = VisitorState("")  # sentinel: the message must be dropped
-
-
-def decode_event(value: bytes | None, *, hash_pii: bool) -> dict[str, Any]:
-    """A Kafka message value as a validated event: parsed by orjson (in C), then the
-    project's validation. What orjson refuses goes through ``from_json_bytes`` (stdlib
-    ``json``), which names the reason for the dead letter and parses the few documents
-    only it accepts (a lone surrogate escape; a number beyond a double). An integer
-    beyond 64 bits becomes a float here; every numeric field refuses such a value either
-    way, and the worker uses no other trait than e-mail and phone."""
-    try:
-        obj = orjson.loads(value)  # type: ignore[arg-type]
-    except (orjson.JSONDecodeError, TypeError):
-        return from_json_bytes(value, hash_pii=hash_pii)
-    return validate_event(obj, hash_pii=hash_pii)
 
 
 def now_rfc3339() -> str:
@@ -265,7 +251,7 @@ class Pipeline:
         payload = msg.value or b""
         try:
             if event is None:
-                event = decode_event(msg.value, hash_pii=self.hash_pii)
+                event = from_json_bytes(msg.value, hash_pii=self.hash_pii)
                 if self.enrich is not None:
                     event = self.enrich(event)
                 step = "route"
