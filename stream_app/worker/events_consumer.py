@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,8 +34,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.partitioner import DefaultPartitioner
 
+from stream_app.kafka_partitioner import CachedPartitioner
 from stream_app.store.state_store import StateStore
 from stream_app.worker.batch import BatchProcessor, Consumed, Effect, Outcome, Prepared
 
@@ -50,7 +49,7 @@ class KafkaEmitter:
         self.bootstrap = bootstrap
         self.producer: AIOKafkaProducer | None = None
         self._partitions: dict[str, tuple[float, list[int]]] = {}  # per topic: when, which
-        self._place = DefaultPartitioner()
+        self._place = CachedPartitioner()
 
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
@@ -64,8 +63,8 @@ class KafkaEmitter:
 
     async def send_all(self, effects: list[Effect]) -> None:
         """One record batch per partition instead of one ``send`` per effect (each cost
-        ≈40 µs of Python in aiokafka's accumulator). Keys are placed by Kafka's default
-        murmur2 partitioner, as ``send`` places them; effects of one partition keep their
+        ≈40 µs of Python in aiokafka's accumulator). Keys are placed as ``send`` places them
+        (the cached murmur2 of ``kafka_partitioner``); effects of one partition keep their
         order."""
         if not effects:
             return
@@ -75,11 +74,7 @@ class KafkaEmitter:
         futures: list[asyncio.Future[Any]] = []
         for topic, key, value in effects:
             partitions = await self._partitions_of(topic)
-            partition = (
-                self._place(key, partitions, partitions)
-                if key is not None
-                else random.choice(partitions)
-            )
+            partition = self._place(key, partitions, partitions)
             tp = (topic, partition)
             batch = batches.get(tp)
             if batch is None:
