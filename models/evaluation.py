@@ -16,17 +16,29 @@ def replay(mapper: PersonaMapper, events: Iterable[dict[str, Any]]) -> dict[str,
     return mapper.observe_many(mapper.new_state(), (e for e in events if e["type"] != "label"))
 
 
-def train(mapper: PersonaMapper, visitors: Iterable[Any]) -> int:
-    """Learn from each labelled visitor at the moment its label arrives; returns labels used."""
+def train(
+    mapper: PersonaMapper,
+    visitors: Iterable[Any],
+    unlabelled_weight: float = 0.0,
+    min_labels: int = 50,
+) -> int:
+    """Learn from each visitor as the engine does: a labelled one at the moment its label
+    arrives and, with ``unlabelled_weight`` > 0, every visitor from its soft examples
+    (:meth:`PersonaMapper.soft_example`) until its label comes. Returns the labels used."""
     n = 0
     for v in visitors:
         state = mapper.new_state()
         for event in v.events:
             if event["type"] == "label":
                 mapper.learn(state, event["persona"], event.get("weight", 1.0))
+                state = mapper.settled(state)
                 n += 1
-            else:
-                state, _ = mapper.observe(state, event)
+                continue
+            state, _ = mapper.observe(state, event)
+            if unlabelled_weight > 0:
+                state, example = mapper.soft_example(state, unlabelled_weight, min_labels)
+                if example is not None:
+                    mapper.learn_soft(example)
     return n
 
 

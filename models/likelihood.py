@@ -107,6 +107,7 @@ class TokenModel:
         self.vocab: dict[str, set[str]] = {s: set() for s in SLOTS}
         self.label_weight = [0.0] * self.k
         self.n_labels = 0
+        self.soft_weight = 0.0  # unlabelled visitors' weight added by add_soft
         self.temperature = 1.0  # what scoring uses: the running average of theta_step
         self.theta_step = 1.0
         self.g2 = 0.0
@@ -552,6 +553,24 @@ class TokenModel:
 
     def add(self, tokens: Mapping[str, Any], truth: int, weight: float) -> None:
         """Add a labelled visitor's token counts (weighted) to persona ``truth``."""
+        self._add_counts(tokens, truth, weight)
+        self.label_weight[truth] += weight
+        self.n_labels += 1
+        self.clear_cache()
+
+    def add_soft(self, tokens: Mapping[str, Any], weights: list[float]) -> None:
+        """Add an unlabelled visitor's token counts to each persona ``c`` with weight
+        ``weights[c]`` (its posterior share times the unlabelled weight): one online EM
+        step. Negative weights take back an earlier contribution (a count never goes below
+        zero). The labels' base rate, label count, prior-strength scores and temperature
+        are left alone: they are the labels' alone."""
+        for c, w in enumerate(weights):
+            if w:
+                self._add_counts(tokens, c, w)
+        self.soft_weight = max(self.soft_weight + sum(weights), 0.0)
+        self.clear_cache()
+
+    def _add_counts(self, tokens: Mapping[str, Any], truth: int, weight: float) -> None:
         for token, n in tokens.items():
             if not (isinstance(n, int | float) and n > 0 and token and token[0] in self.a):
                 continue
@@ -565,17 +584,17 @@ class TokenModel:
                 keys.append(("P" + value, "P"))
                 if context != "p" + START:
                     prev = context[1:]
-                    self.moves[truth] += w
-                    self.stay_seen[truth] += w * (prev == value)
-                    self.stay_expected[truth] += w * self._categorical("p", "P" + prev, prev)[truth]
+                    expected = w * self._categorical("p", "P" + prev, prev)[truth]
+                    self.moves[truth] = max(self.moves[truth] + w, 0.0)
+                    self.stay_seen[truth] = max(self.stay_seen[truth] + w * (prev == value), 0.0)
+                    self.stay_expected[truth] = max(self.stay_expected[truth] + expected, 0.0)
             for key, ctx in keys:
-                self.counts.setdefault(key, [0.0] * self.k)[truth] += w
-                self.totals.setdefault(ctx, [0.0] * self.k)[truth] += w
+                row = self.counts.setdefault(key, [0.0] * self.k)
+                d = max(w, -row[truth])  # a removal never takes a count below zero
+                row[truth] += d
+                self.totals.setdefault(ctx, [0.0] * self.k)[truth] += d
             self.vocab[slot].add(value)
             self._pooled_den.clear()  # the stickiness above reads the counts as they grow
-        self.label_weight[truth] += weight
-        self.n_labels += 1
-        self.clear_cache()
 
     def clear_cache(self) -> None:
         self._cache.clear()
@@ -598,6 +617,7 @@ class TokenModel:
             "counts": {t: [round(x, 6) for x in v] for t, v in self.counts.items()},
             "label_weight": self.label_weight,
             "n_labels": self.n_labels,
+            "soft_weight": round(self.soft_weight, 6),
             "temperature": self.temperature,
             "theta_step": self.theta_step,
             "g2": self.g2,
@@ -621,6 +641,7 @@ class TokenModel:
             temperature, g2 = float(doc["temperature"]), float(doc["g2"])
             theta_step = float(doc["theta_step"])
             n_labels = int(doc["n_labels"])
+            soft_weight = float(doc.get("soft_weight", 0.0))
             a = {s: float(doc["a"][s]) for s in SLOTS}
             a_score = {s: [float(x) for x in doc["a_score"][s]] for s in SLOTS}
             b_score = [float(x) for x in doc["b_score"]]
@@ -651,6 +672,9 @@ class TokenModel:
         if not (out.prior_strength > 0 and out.backoff > 0 and n_labels >= 0):
             raise SnapshotError("bad token model in snapshot: non-positive parameter")
         out.label_weight, out.temperature, out.g2, out.n_labels = weights, temperature, g2, n_labels
+        if not (math.isfinite(soft_weight) and soft_weight >= 0):
+            raise SnapshotError("bad token model in snapshot: soft_weight")
+        out.soft_weight = soft_weight
         out.theta_step = theta_step
         out.a, out.a_score, out.b_score = a, a_score, b_score
         out.d_score, out.dwell_strength = d_score, dwell_strength

@@ -13,6 +13,9 @@ A generative (Bayesian) model, details in docs/MODELLING.md:
   the half-life), the session context and the token counts (the sufficient statistics the
   trainer learns from): ``P(c | visitor) = softmax(log b(c) + ll(c))``.
 * A visitor with a label of weight w shows ``w * onehot(label) + (1 - w) * posterior``.
+* Unlabelled visitors teach too (online EM, :meth:`PersonaMapper.soft_example`): at 4, 8,
+  16 ... events their token counts are added to every persona in proportion to their
+  posterior, replacing their previous contribution; a label takes it back.
 
 State is a small JSON-serialisable dict; the mapper is pure (no I/O) and snapshots to bytes.
 """
@@ -51,6 +54,8 @@ SESSION_GAP_S = 1800.0
 MAX_TOKENS = 64  # distinct tokens kept per visitor for learning (visitor-level ones always)
 LL_FLOOR = -30.0  # per-persona log-likelihood relative to the best: keeps states small
 NO_EVIDENCE_TYPES = frozenset({"label"})  # the answer itself is not evidence
+SOFT_FIRST = 4  # an unlabelled visitor's first soft example: after this many events
+SOFT_MIN_SHARE = 0.01  # posterior shares below this add nothing to a persona's counts
 
 
 class PersonaMapper:
@@ -336,6 +341,9 @@ class PersonaMapper:
             raise ValueError(f"label weight must be in (0, 1], got {weight!r}")
         state = self._usable(state)
         truth = self._index[persona]
+        previous = self._previous_soft(state)
+        if previous is not None:  # what it taught unlabelled: the label replaces it
+            self.model.add_soft(previous[0], [-w for w in previous[1]])
         slot_ll = self.model.slot_log_likelihoods(state["k"])
         proba = self.model.predict(slot_ll)
         info = self.validation.update(dict(zip(self.personas, proba, strict=True)), persona)
@@ -343,6 +351,93 @@ class PersonaMapper:
         self.model.select(state["k"], truth, float(weight))
         self.model.add(state["k"], truth, float(weight))
         return info
+
+    # -- learning from unlabelled visitors (online EM) ----------------------------------------
+    def soft_example(
+        self, state: dict[str, Any], weight: float, min_labels: int
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """What an unlabelled visitor teaches: its token counts, shared among the personas
+        by its posterior (times ``weight``), replacing what it taught before.
+
+        Due when the visitor's event count reaches 4, 8, 16 ... (about log2(events) examples
+        per visitor, the last covering at least half of its events), once the model has
+        ``min_labels`` labels: without labels to anchor them, personas estimated from their
+        own guesses can drift into one another. Returns the state (remembering this
+        contribution, so the next one, or a label, takes it back) and the example for
+        :meth:`learn_soft`, or ``(state, None)``.
+
+        The previous contribution is kept as counts aligned with the first keys of the
+        state's token counts (tokens are only ever appended to them), not a second dict.
+        """
+        n = state.get("n", 0)
+        if (
+            weight <= 0
+            or n < SOFT_FIRST
+            or n & (n - 1)
+            or self.n_labels < min_labels
+            or "label" in state
+        ):
+            return state, None
+        counts = state["k"]
+        proba = self._proba(state["ll"], None)
+        weights = [round(weight * p, 4) if p >= SOFT_MIN_SHARE else 0.0 for p in proba]
+        example: dict[str, Any] = {"add": dict(counts), "w": weights}
+        previous = self._previous_soft(state)
+        if previous is not None:
+            example["remove"], example["rw"] = previous
+        new = dict(state)
+        new["s"] = {"n": list(counts.values()), "w": weights}
+        return new, example
+
+    def _previous_soft(self, state: dict[str, Any]) -> tuple[dict[str, Any], list[float]] | None:
+        """The (counts, weights) a state's last soft example added, or None."""
+        soft = state.get("s")
+        if not isinstance(soft, dict):
+            return None
+        counts, weights = soft.get("n"), soft.get("w")
+        if not (isinstance(counts, list) and isinstance(weights, list)):
+            return None
+        keys = list(state["k"])
+        if len(counts) > len(keys) or len(weights) != len(self.personas):
+            return None
+        return dict(zip(keys, counts, strict=False)), weights
+
+    @staticmethod
+    def settled(state: dict[str, Any]) -> dict[str, Any]:
+        """The state once its label has been sent to the trainer: the soft contribution the
+        label takes back (:meth:`learn`) is forgotten, so it is taken back only once."""
+        if "s" not in state:
+            return state
+        new = dict(state)
+        del new["s"]
+        return new
+
+    def learn_soft(self, example: Any) -> None:
+        """Apply a :meth:`soft_example`: take back the previous contribution, add the new.
+        Raises ``ValueError`` for a malformed example (nothing is applied then)."""
+        if not isinstance(example, dict):
+            raise ValueError("a soft example must be an object")
+        parts = [(example.get("add"), example.get("w"), 1.0)]
+        if example.get("remove") is not None:
+            parts.append((example.get("remove"), example.get("rw"), -1.0))
+        checked = []
+        for counts, weights, sign in parts:
+            if not isinstance(counts, dict) or not all(
+                isinstance(t, str) and isinstance(n, int | float) and math.isfinite(n) and n >= 0
+                for t, n in counts.items()
+            ):
+                raise ValueError("soft example counts must map tokens to numbers >= 0")
+            if not (
+                isinstance(weights, list)
+                and len(weights) == len(self.personas)
+                and all(isinstance(w, int | float) and 0 <= w <= 1 for w in weights)
+            ):
+                raise ValueError(
+                    f"soft example weights must be {len(self.personas)} numbers in [0, 1]"
+                )
+            checked.append((counts, [sign * float(w) for w in weights]))
+        for counts, weights in reversed(checked):  # take back first, then add
+            self.model.add_soft(counts, weights)
 
     def merge_states(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         """One person seen as two visitors: evidence and counts add up, the furthest phase wins."""
@@ -373,6 +468,8 @@ class PersonaMapper:
         }
         if labels:
             out["label"] = max(labels, key=lambda x: x.get("weight", 0.0))
+        if "s" in a:  # a's tokens lead the merged counts, so its soft example stays aligned
+            out["s"] = a["s"]  # (b's stays in the model: one visitor's worth, counted twice)
         return out
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -381,6 +478,7 @@ class PersonaMapper:
             **self.validation.summary(),
             "version": self.version,
             "labels_learned": self.n_labels,
+            "unlabelled_weight": round(self.model.soft_weight, 1),
             "temperature": round(self.model.temperature, 4),
             "prior_strengths": dict(self.model.a),
             "page_backoff": self.model.backoff,

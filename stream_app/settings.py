@@ -153,6 +153,15 @@ class Settings(BaseSettings):
     snapshot_every_labels: int = Field(50, ge=1, description="publish a model after N labels")
     snapshot_every_s: float = Field(10.0, gt=0, description="...or after this many seconds")
     state_half_life_s: float = Field(7 * 24 * 3600, gt=0, description="visitor state decay")
+    unlabelled_weight: float = Field(
+        1.0, ge=0, le=1, description="an unlabelled visitor's weight in training (0: labels only)"
+    )
+    unlabelled_min_labels: int = Field(
+        50, ge=1, description="labels the model needs before unlabelled visitors train it"
+    )
+    unlabelled_max_per_s: float = Field(
+        200.0, gt=0, description="soft examples per second one worker sends to the trainer"
+    )
 
     # Internal topics, named after the consumer group (not part of the public contract).
     @property

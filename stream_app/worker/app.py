@@ -34,6 +34,7 @@ from stream_app.worker.model_holder import ModelHolder
 from stream_app.worker.model_sync import MODEL_KEY, ModelSync
 from stream_app.worker.pipeline import Pipeline
 from stream_app.worker.trainer import Trainer
+from stream_app.worker.unlabelled import UnlabelledLearning
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +102,11 @@ def create_app(
         hysteresis=settings.audience_hysteresis,
         hash_pii=settings.hash_pii,
         enrich=lambda event: fill_location(event, locator),
+        unlabelled=UnlabelledLearning(
+            settings.unlabelled_weight,
+            settings.unlabelled_min_labels,
+            settings.unlabelled_max_per_s,
+        ),
     )
     stores: list[VisitorStore] = [store] if store else []
 

@@ -29,6 +29,7 @@ from stream_app.worker.dead_letter import DeadLetter
 from stream_app.worker.feedback import kpi_increments
 from stream_app.worker.model_holder import ModelHolder
 from stream_app.worker.retargeting import changed, next_assignment
+from stream_app.worker.unlabelled import UnlabelledLearning
 from stream_app.worker.visitor_state import VisitorState
 
 STEPS = ("decode", "route", "deduplicate", "update_state", "score", "emit")
@@ -96,8 +97,11 @@ class Pipeline:
         hysteresis: float = 0.1,
         hash_pii: bool = True,
         enrich: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        unlabelled: UnlabelledLearning | None = None,
     ) -> None:
         self.model = model
+        # Soft examples of unlabelled visitors for the trainer (None: labels only).
+        self.unlabelled = unlabelled
         # One place to enrich a decoded event before routing (e.g. geo's fill_location).
         self.enrich = enrich
         self._applied: OffsetsGetter | None = None
@@ -381,6 +385,18 @@ class Pipeline:
                     "state": model_state,
                 }
             )
+            # The trainer takes back what the visitor taught unlabelled; only once.
+            state.model = mapper.settled(model_state)
+        if self.unlabelled is not None and kind != "label":
+            state.model, soft = self.unlabelled.example(mapper, state.model)
+            if soft is not None:
+                result.training.append(
+                    {
+                        "visitor_id": state.visitor_id,
+                        "event_id": "soft:" + event["event_id"],
+                        "soft": soft,
+                    }
+                )
 
     def _emit(
         self, vid: str, state: VisitorState, result: BatchResult, updated_at: str | None = None

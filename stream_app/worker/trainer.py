@@ -1,4 +1,5 @@
-"""Online training from labels, and publication of versioned model snapshots.
+"""Online training from labels (and unlabelled visitors' soft examples), and publication
+of versioned model snapshots.
 
 Only one trainer learns at a time: training examples go to a topic with exactly ONE
 partition, and Kafka's consumer-group protocol gives a partition to one member of the
@@ -27,7 +28,9 @@ class Trainer:
         self.every_labels = every_labels
         self.every_s = every_s
         self.mapper: PersonaMapper | None = None
-        self.pending = 0
+        self.pending = 0  # labels learned since the last publication
+        self.soft_pending = 0  # soft examples learned since then (published on the timer)
+        self.soft_learned = 0
         self.last_publish = time.monotonic()
         # A replayed batch of the events path sends its training examples again: each
         # label event is learned once (8-byte digests of the last SEEN_EVENTS event ids).
@@ -76,6 +79,11 @@ class Trainer:
         if not self.first_time(ex.get("event_id")):
             return
         try:
+            if "soft" in ex:
+                mapper.learn_soft(ex["soft"])
+                self.soft_pending += 1
+                self.soft_learned += 1
+                return
             mapper.learn(ex["state"], ex["persona"], float(ex.get("weight", 1.0)))
             self.pending += 1
         except (KeyError, ValueError, TypeError) as exc:
@@ -86,18 +94,21 @@ class Trainer:
         return self.mapper.drift() if self.mapper is not None else {}
 
     def due(self) -> bool:
-        if not self.pending:
-            return False
-        return (
-            self.pending >= self.every_labels
-            or time.monotonic() - self.last_publish >= self.every_s
-        )
+        """A model is due after ``every_labels`` labels, or ``every_s`` after the last one
+        if anything was learned since (soft examples alone wait for the timer: each
+        publication costs every worker a cold cache)."""
+        if self.pending >= self.every_labels:
+            return True
+        learned = self.pending or self.soft_pending
+        return bool(learned) and time.monotonic() - self.last_publish >= self.every_s
 
     def snapshot(self) -> bytes:
         """Bump the version and serialise; the caller publishes it."""
         mapper = self._ensure()
         mapper.version += 1
-        self.pending = 0
+        self.pending = 0  # labels learned since the last publication
+        self.soft_pending = 0  # soft examples learned since then (published on the timer)
+        self.soft_learned = 0
         self.last_publish = time.monotonic()
         log.info("publishing model version %d (%d labels)", mapper.version, mapper.n_labels)
         return mapper.snapshot()
