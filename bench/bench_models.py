@@ -9,8 +9,10 @@
 2. For world A (sessions) and world B (Markov page transitions) of ``models.worlds``:
    log loss / accuracy / ECE of the model, the oracle (exact Bayes posterior) and the
    uniform guess on 1,000 held-out visitors after 0, 100, 500 and 2,000 labels, the ratio
-   to the oracle, and the events needed to reach 90% top-1; then the ratio and ECE after
-   2,000 labels on ``--random-worlds`` random catalogs, both worlds each.
+   to the oracle, and the events needed to reach 90% top-1 -- twice: from labelled visitors
+   alone, and with the same labels inside traffic where 1 visitor in 10 is labelled and the
+   unlabelled ones teach too (online EM, as the engine does by default); then the ratio and
+   ECE after 2,000 labels on ``--random-worlds`` random catalogs, both worlds, both ways.
 3. snapshot size and snapshot/restore time.
 4. discovery: one persona hidden from the catalog, precision and share of the top candidate.
 5. ``map-crm`` rows per second (streaming CSV in, CSV out) and peak RSS.
@@ -44,6 +46,11 @@ from models.mapper import PersonaMapper
 from models.simulator import Simulator
 from models.worlds import World, random_catalog
 from stream_app.batch.map_crm import map_csv
+from stream_app.settings import Settings
+
+DEFAULT_UNLABELLED_WEIGHT = Settings.model_fields["unlabelled_weight"].default
+DEFAULT_MIN_LABELS = Settings.model_fields["unlabelled_min_labels"].default
+TRAFFIC_LABELLED = 0.1  # the traffic mode: 1 visitor in 10 labelled
 
 CATALOG = Path(__file__).resolve().parents[1] / "models" / "catalogs" / "b2b_saas.yaml"
 QUALITY_STEPS = [0, 100, 500, 2000]
@@ -116,6 +123,20 @@ def bench_latency(catalog: Catalog, seed: int) -> None:
         f"{'learn (one label)':<46}{len(times):>8}  median {statistics.median(times):.1f}"
         f"  p99 {pct(times, 0.99):.0f}"
     )
+    soft_times = []
+    for v in traffic[:1000]:
+        soft_state = learner.new_state()
+        for event in v.events:
+            soft_state, _ = learner.observe(soft_state, event)
+            soft_state, example = learner.soft_example(soft_state, 1.0, 50)
+            if example is not None:
+                t = time.perf_counter_ns()
+                learner.learn_soft(example)
+                soft_times.append((time.perf_counter_ns() - t) / 1000)
+    print(
+        f"{'learn_soft (one unlabelled example)':<46}{len(soft_times):>8}  median "
+        f"{statistics.median(soft_times):.1f}  p99 {pct(soft_times, 0.99):.0f}"
+    )
     sizes: dict[int, list[int]] = {10: [], 50: []}
     states_by_id: dict[str, dict[str, Any]] = {}
     for event in events:
@@ -159,21 +180,40 @@ def events_to_accuracy(tops: list[tuple[list[str], str]], target: float = 0.9) -
     return "never"
 
 
-def bench_world(catalog: Catalog, kind: str, seed: int, held_out: int = 1000) -> dict[str, Any]:
-    """Model vs oracle vs uniform after 0, 100, 500 and 2,000 labels, on a fresh world."""
+def bench_world(
+    catalog: Catalog,
+    kind: str,
+    seed: int,
+    held_out: int = 1000,
+    labelled_fraction: float = 1.0,
+) -> dict[str, Any]:
+    """Model vs oracle vs uniform after 0, 100, 500 and 2,000 labels, on a fresh world.
+
+    ``labelled_fraction`` 1: labelled visitors only, the model learns from labels alone.
+    Below 1: the labels arrive inside traffic where that share of visitors is labelled, and
+    the unlabelled ones teach too (online EM, the engine's default ``PERSONA_UNLABELLED_*``).
+    """
     world = World(catalog, seed=seed, kind=kind)
     test = list(world.visitors(held_out))
+    world.labelled_fraction = labelled_fraction
+    weight = 0.0 if labelled_fraction >= 1.0 else DEFAULT_UNLABELLED_WEIGHT
     personas = catalog.persona_ids
     k = len(personas)
     oracle = evaluate(((v.oracle, v.persona) for v in test), personas)
     mapper = PersonaMapper(catalog)
+    visitors = 0
     print(
         f"{'labels':>7} | {'log loss':>8}{'acc':>7}{'ECE':>7}{'ratio':>7} | "
         f"{'oracle':>8}{'acc':>7}{'ECE':>7} | {'uniform':>8}{'acc':>7}"
     )
     seen, last = 0, {}
     for target in QUALITY_STEPS:
-        seen += train(mapper, world.visitors(target - seen))
+        while seen < target:
+            batch = target - seen
+            if labelled_fraction < 1.0:  # about half the labels still missing, then fewer
+                batch = max(1, int(batch * 0.5 / labelled_fraction))
+            seen += train(mapper, world.visitors(batch), weight, DEFAULT_MIN_LABELS)
+            visitors += batch
         r = evaluate(((mapper.score(replay(mapper, v.events)), v.persona) for v in test), personas)
         ratio = r["log_loss"] / oracle["log_loss"]
         print(
@@ -183,6 +223,7 @@ def bench_world(catalog: Catalog, kind: str, seed: int, held_out: int = 1000) ->
             f"{math.log(k):>8.3f}{1 / k:>7.3f}"
         )
         last = {
+            "visitors": visitors,
             "ratio": ratio,
             "ece": r["ece"],
             "log_loss": r["log_loss"],
@@ -191,6 +232,8 @@ def bench_world(catalog: Catalog, kind: str, seed: int, held_out: int = 1000) ->
     model_tops = [(top_per_prefix(mapper, v.events), v.persona) for v in test]
     oracle_tops = [(v.oracle_top, v.persona) for v in test]
     m = mapper.metrics()
+    if labelled_fraction < 1.0:
+        print(f"(labels within {visitors:,} training visitors; unlabelled weight {weight})")
     print(
         f"events to reach 90% top-1 (after {seen} labels): model {events_to_accuracy(model_tops)}, "
         f"oracle {events_to_accuracy(oracle_tops)}; events per visitor "
@@ -212,19 +255,27 @@ def bench_quality(catalog: Catalog, seed: int, random_worlds: int) -> PersonaMap
         print(
             f"\n## world {title}, catalog {catalog.name}, 1,000 held-out visitors (load {load()})"
         )
+        print("### labelled visitors only: the model learns from labels alone")
         out = bench_world(catalog, kind, seed + 3)
         mapper = mapper or out["mapper"]
+        print(
+            f"### the same labels inside traffic where 1 visitor in {round(1 / TRAFFIC_LABELLED)} "
+            "is labelled: unlabelled visitors teach too (online EM, the engine's default)"
+        )
+        bench_world(catalog, kind, seed + 3, labelled_fraction=TRAFFIC_LABELLED)
     if random_worlds:
         print(
             f"\n## {random_worlds} random catalogs x both worlds (4-6 personas, 8-16 page "
-            "categories, 30% of the rules pointing at a wrong persona): after 2,000 labels"
+            "categories, 30% of the rules pointing at a wrong persona): after 2,000 labels, "
+            f"labels only and within traffic (1 in {round(1 / TRAFFIC_LABELLED)} labelled)"
         )
         print(
             "(ECE of the oracle, calibrated by construction, on the same 600 visitors: the "
             "10-bin ECE's sampling noise)"
         )
         print(
-            f"{'catalog':>10}{'world':>10}{'personas':>9}{'ratio':>8}{'ECE':>7}{'oracle ECE':>12}"
+            f"{'catalog':>10}{'world':>10}{'personas':>9} | {'ratio':>7}{'ECE':>7} | "
+            f"{'ratio':>7}{'ECE':>7} | {'oracle ECE':>10}"
         )
         for i in range(random_worlds):
             rng = random.Random(seed * 1000 + i)
@@ -234,9 +285,13 @@ def bench_quality(catalog: Catalog, seed: int, random_worlds: int) -> PersonaMap
             for kind in ("sessions", "markov"):
                 with contextlib.redirect_stdout(io.StringIO()):
                     r = bench_world(cat, kind, seed + 7 + i, held_out=600)
+                    t = bench_world(
+                        cat, kind, seed + 7 + i, held_out=600, labelled_fraction=TRAFFIC_LABELLED
+                    )
                 print(
-                    f"{cat.name:>10}{kind:>10}{len(cat.personas):>9}{r['ratio']:>8.3f}"
-                    f"{r['ece']:>7.3f}{r['oracle_ece']:>12.3f}"
+                    f"{cat.name:>10}{kind:>10}{len(cat.personas):>9} | {r['ratio']:>7.3f}"
+                    f"{r['ece']:>7.3f} | {t['ratio']:>7.3f}{t['ece']:>7.3f} | "
+                    f"{r['oracle_ece']:>10.3f}"
                 )
     assert mapper is not None
     return mapper

@@ -148,6 +148,12 @@ class WorkerMetrics:
         self.model_accuracy = Gauge(
             "persona_model_accuracy", "progressive-validation accuracy", registry=r
         )
+        self.model_unlabelled_weight = Gauge(
+            "persona_model_unlabelled_weight",
+            "unlabelled visitors' total weight in the model used for scoring (online EM; "
+            "a label counts 1)",
+            registry=r,
+        )
         self.model_drift = Gauge(
             "persona_model_drift",
             "1 while ADWIN flags a change (log_loss: the model got worse, overall or on one "

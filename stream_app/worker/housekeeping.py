@@ -182,6 +182,7 @@ def record_batch(
         metrics.top_persona.labels(w.record["top"]["persona"]).inc()
     metrics.model_version.set(holder.version)
     summary = holder.mapper.metrics()
+    metrics.model_unlabelled_weight.set(summary["unlabelled_weight"])
     if summary.get("log_loss") is not None:
         metrics.model_log_loss.set(summary["log_loss"])
         metrics.model_accuracy.set(summary["accuracy"])

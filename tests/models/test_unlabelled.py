@@ -4,6 +4,7 @@ replace each other and a label takes them back, and that it pays off on a world.
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 import pytest
@@ -46,7 +47,7 @@ def test_soft_examples_fall_due_at_4_8_16_events_and_replace_each_other(
             examples.append(example)
     assert due == [4, 8, 16]
     assert "remove" not in examples[0]
-    for before, after in zip(examples, examples[1:], strict=False):
+    for before, after in itertools.pairwise(examples):
         assert after["remove"] == before["add"] and after["rw"] == before["w"]
     assert examples[-1]["add"] == state["k"]
     # weights: the posterior (shares under 1% left out) times the unlabelled weight
