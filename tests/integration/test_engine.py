@@ -156,6 +156,19 @@ def test_labels_raise_model_version_and_improve_accuracy(engine: Engine, world: 
     acc_after = accuracy("after")
     assert acc_after >= acc_before + 0.05, (acc_before, acc_after)
 
+    # The unlabelled "after" visitors (10 events each) taught the model too: their soft
+    # examples went through the training topic into a published model the worker scores with.
+    port = engine.env["PERSONA_WORKER_WEB_PORT"]
+
+    def unlabelled_weight() -> float | None:
+        newer_model()  # one more event, so the worker refreshes its model gauges
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        weight = sample(text, "persona_model_unlabelled_weight")
+        return weight if weight > 0 else None
+
+    weight = wait_until(unlabelled_weight, 90, "a model with unlabelled visitors' weight", every=2)
+    assert weight <= len(held_out) * 1.01, weight  # each visitor counts at most once (weight 1)
+
 
 def test_poison_message_goes_to_dlq_and_stream_continues(
     engine: Engine, kafka_bootstrap: str
