@@ -370,9 +370,17 @@ def bench_crm(catalog: Catalog, rows: int, seed: int) -> None:
         )
 
 
-def bench_discovery(catalog: Catalog, seed: int) -> None:
+def bench_discovery(catalog: Catalog, seed: int, random_worlds: int) -> None:
     for i, hidden in enumerate(catalog.persona_ids[::-1]):
         bench_discovery_one(catalog, seed, hidden, table=i == 0)
+    if random_worlds:
+        print(f"\n## discovery on {random_worlds} random catalogs, persona_0 or persona_1 hidden")
+    for i in range(random_worlds):
+        cat_seed = seed * 2000 + i
+        rng = random.Random(cat_seed)
+        cat = random_catalog(cat_seed, n_personas=rng.randint(4, 6), n_pages=rng.randint(8, 16))
+        for hidden in cat.persona_ids[:2]:
+            bench_discovery_one(cat, cat_seed, hidden, table=False)
 
 
 def bench_discovery_one(catalog: Catalog, seed: int, hidden: str, table: bool) -> None:
@@ -381,7 +389,11 @@ def bench_discovery_one(catalog: Catalog, seed: int, hidden: str, table: bool) -
 
     from models.discovery import PersonaDiscovery
 
-    doc = yaml.safe_load(CATALOG.read_text())
+    doc = (
+        yaml.safe_load(CATALOG.read_text())
+        if catalog.persona_ids == Catalog.load(CATALOG).persona_ids
+        else catalog.model_dump(mode="json", exclude_none=True)
+    )
     doc["personas"] = [p for p in doc["personas"] if p["id"] != hidden]
     doc["linking_rules"] = [r for r in doc["linking_rules"] if r["persona"] != hidden]
     small = Catalog.from_dict(doc)
@@ -401,16 +413,26 @@ def bench_discovery_one(catalog: Catalog, seed: int, hidden: str, table: bool) -
                 members[c][v.persona] += 1
         elapsed = time.perf_counter() - t
         candidates = disc.candidates()
+
+        def hidden_in(
+            candidate: dict[str, Any], members: dict[int, dict[str, int]] = members
+        ) -> int:
+            return sum(members[c].get(hidden, 0) for c in candidate["clusters"])
+
         if not table:
             if candidates:
-                got = members[candidates[0]["cluster"]].get(hidden, 0)
+                got = hidden_in(candidates[0])
                 print(
-                    f"discovery, world {kind}, {hidden!r} hidden: top candidate precision "
-                    f"{got / candidates[0]['size']:.2f}, share {got / max(hidden_total, 1):.2f}; "
-                    f"{len(candidates)} clusters flagged"
+                    f"discovery, {catalog.name}, world {kind}, {hidden!r} hidden: "
+                    "top candidate precision "
+                    f"{got / candidates[0]['size']:.2f}, share {got / max(hidden_total, 1):.2f} "
+                    f"(clusters {candidates[0]['clusters']}); {len(candidates)} candidates"
                 )
             else:
-                print(f"discovery, world {kind}, {hidden!r} hidden: no candidate flagged")
+                print(
+                    f"discovery, {catalog.name}, world {kind}, {hidden!r} hidden: "
+                    "no candidate flagged"
+                )
             continue
         print(
             f"\n## discovery, world {kind}, {hidden!r} hidden from the catalog ({n} visitors "
@@ -421,7 +443,7 @@ def bench_discovery_one(catalog: Catalog, seed: int, hidden: str, table: bool) -
             f"{'cluster':>7}{'size':>6}{'closest':>20}{'p':>6}{'uncov':>6}  {'precision':>9}"
             f"{'share':>7}  candidate  top features"
         )
-        rank = {c["cluster"]: i + 1 for i, c in enumerate(candidates)}
+        rank = {i: n + 1 for n, c in enumerate(candidates) for i in c["clusters"]}
         for c in disc.summary(3):
             got = members[c["cluster"]].get(hidden, 0)
             feats = ", ".join(f["feature"] for f in c["distinguishing"])
@@ -432,12 +454,12 @@ def bench_discovery_one(catalog: Catalog, seed: int, hidden: str, table: bool) -
                 f"  {('#' + str(rank[c['cluster']])) if c['cluster'] in rank else '':>9}  {feats}"
             )
         if candidates:
-            top = candidates[0]["cluster"]
-            got = members[top].get(hidden, 0)
+            got = hidden_in(candidates[0])
             print(
-                f"top candidate: cluster {top}, precision {got / candidates[0]['size']:.2f} "
-                f"(share of its members that are {hidden}), share {got / max(hidden_total, 1):.2f} "
-                f"(of all {hidden} visitors); {len(candidates)} clusters flagged"
+                f"top candidate: clusters {candidates[0]['clusters']}, precision "
+                f"{got / candidates[0]['size']:.2f} (share of its members that are {hidden}), "
+                f"share {got / max(hidden_total, 1):.2f} (of all {hidden} visitors); "
+                f"{len(candidates)} candidates"
             )
         else:
             print("no candidate flagged")
@@ -457,7 +479,7 @@ def main() -> None:
     bench_latency(catalog, args.seed)
     mapper = bench_quality(catalog, args.seed, args.random_worlds)
     bench_snapshot(mapper, catalog)
-    bench_discovery(catalog, args.seed)
+    bench_discovery(catalog, args.seed, args.random_worlds)
     bench_crm(catalog, args.crm_rows, args.seed)
 
 

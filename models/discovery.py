@@ -10,11 +10,17 @@ mean top-persona probability is low (or whose mean distribution is far from any 
 whole population (lift = share in the cluster / share overall) and, when the catalog is
 known, the share of its behaviour that no linking rule mentions (``uncovered_share``).
 Clusters are seeded farthest-first from the data, so a run is reproducible.
+
+One persona's visitors often fill two or three clusters (a mixture with more clusters than
+personas splits the big ones); candidate clusters whose behaviour is alike (mean Hellinger
+distance of their token shares per group below ``merge_distance``) are reported as one
+candidate, listing its ``clusters``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from models.mixture import MultinomialMixture
@@ -22,6 +28,7 @@ from models.mixture import MultinomialMixture
 Vector = dict[str, float]
 # Behaviour, not identity: os/browser/country would split clusters by device, not habits.
 GROUPS = frozenset({"page", "touch", "dwell"})
+MERGE_DISTANCE = 0.23  # candidate clusters closer than this (mean Hellinger) are one candidate
 
 
 def state_vector(state_or_profile: Mapping[str, Any]) -> Vector:
@@ -53,6 +60,39 @@ class _Cluster:
         self.scored = 0
         self.persona_sums: dict[str, float] = {}
 
+    @classmethod
+    def merged(cls, parts: Iterable[_Cluster]) -> _Cluster:
+        out = cls()
+        for part in parts:
+            out.n += part.n
+            out.top_sum += part.top_sum
+            out.uncovered_sum += part.uncovered_sum
+            out.scored += part.scored
+            for token, w in part.sums.items():
+                out.sums[token] = out.sums.get(token, 0.0) + w
+            for p, q in part.persona_sums.items():
+                out.persona_sums[p] = out.persona_sums.get(p, 0.0) + q
+        return out
+
+
+def behaviour_distance(a: _Cluster, b: _Cluster) -> float:
+    """Mean over feature groups of the Hellinger distance between two clusters' mean token
+    shares (0: the same behaviour, 1: nothing in common)."""
+    groups: dict[str, tuple[Vector, Vector]] = {}
+    for side, c in enumerate((a, b)):
+        for token, w in c.sums.items():
+            pair = groups.setdefault(token.split("=", 1)[0], ({}, {}))
+            pair[side][token] = w / c.n
+    out = []
+    for x, y in groups.values():
+        zx, zy = sum(x.values()), sum(y.values())
+        if not (zx > 0 and zy > 0):
+            out.append(1.0)
+            continue
+        overlap = sum(math.sqrt(x[t] / zx * y[t] / zy) for t in x.keys() & y.keys())
+        out.append(math.sqrt(max(0.0, 1.0 - overlap)))
+    return sum(out) / len(out) if out else 1.0
+
 
 class PersonaDiscovery:
     def __init__(
@@ -63,6 +103,7 @@ class PersonaDiscovery:
         mapper: Any = None,
         min_events: int = 5,
         seed_distance: float = 0.5,
+        merge_distance: float = MERGE_DISTANCE,
     ) -> None:
         if n_clusters < 1:
             raise ValueError("n_clusters must be >= 1")
@@ -71,6 +112,7 @@ class PersonaDiscovery:
         self.explained_threshold = explained_threshold
         self.mapper = mapper
         self.min_events = min_events
+        self.merge_distance = merge_distance
         catalog = getattr(mapper, "catalog", None)
         self.covered: set[str] | None = (
             {f"{f}={v}" for r in catalog.linking_rules for f, vs in r.when.items() for v in vs}
@@ -133,49 +175,74 @@ class PersonaDiscovery:
 
     def summary(self, top_features: int = 5) -> list[dict[str, Any]]:
         """Every cluster: size, share, how well the catalog explains it, distinguishing tokens."""
-        out = []
-        for c, s in sorted(self.clusters.items()):
-            if not s.n:
-                continue
-            lifts = []
-            for token, total in s.sums.items():
-                share, overall = total / s.n, self.totals[token] / self.n
-                if share >= 0.1 and overall > 0:
-                    lifts.append((share / overall, share, token))
-            lifts.sort(reverse=True)
-            mean = {p: v / s.scored for p, v in s.persona_sums.items()} if s.scored else {}
-            closest = max(mean, key=mean.__getitem__) if mean else None
-            out.append(
-                {
-                    "cluster": c,
-                    "size": s.n,
-                    "share": s.n / self.n,
-                    "mean_top_probability": s.top_sum / s.scored if s.scored else None,
-                    "closest_persona": closest,
-                    "closest_persona_mean_probability": mean[closest] if closest else None,
-                    "uncovered_share": s.uncovered_sum / s.n if self.covered is not None else None,
-                    "distinguishing": [
-                        {"feature": t, "share": round(sh, 3), "lift": round(li, 2)}
-                        for li, sh, t in lifts[:top_features]
-                    ],
-                }
-            )
-        return out
+        return [
+            self._describe(c, [c], s, top_features) for c, s in sorted(self.clusters.items()) if s.n
+        ]
+
+    def _describe(self, c: int, ids: list[int], s: _Cluster, top_features: int) -> dict[str, Any]:
+        lifts = []
+        for token, total in s.sums.items():
+            share, overall = total / s.n, self.totals[token] / self.n
+            if share >= 0.1 and overall > 0:
+                lifts.append((share / overall, share, token))
+        lifts.sort(reverse=True)
+        mean = {p: v / s.scored for p, v in s.persona_sums.items()} if s.scored else {}
+        closest = max(mean, key=mean.__getitem__) if mean else None
+        return {
+            "cluster": c,
+            "clusters": ids,
+            "size": s.n,
+            "share": s.n / self.n,
+            "mean_top_probability": s.top_sum / s.scored if s.scored else None,
+            "closest_persona": closest,
+            "closest_persona_mean_probability": mean[closest] if closest else None,
+            "uncovered_share": s.uncovered_sum / s.n if self.covered is not None else None,
+            "distinguishing": [
+                {"feature": t, "share": round(sh, 3), "lift": round(li, 2)}
+                for li, sh, t in lifts[:top_features]
+            ],
+        }
 
     def candidates(self, top_features: int = 5) -> list[dict[str, Any]]:
         """Clusters big enough that no catalog persona explains well: candidate new personas.
 
         Ordered by ``uncovered_share`` (behaviour no linking rule mentions) when the
         discovery knows the catalog, else by how little members agree on one persona.
+        Flagged clusters of alike behaviour (``merge_distance``) are one candidate: the
+        best-ranked one gathers the others, and ``clusters`` lists them all.
         """
-        found = [
-            c
-            for c in self.summary(top_features)
-            if c["share"] >= self.min_share
-            and c["closest_persona_mean_probability"] is not None
-            and c["closest_persona_mean_probability"] < self.explained_threshold
-        ]
-        return sorted(
-            found,
-            key=lambda c: (-(c["uncovered_share"] or 0.0), c["closest_persona_mean_probability"]),
+
+        def rank(c: dict[str, Any]) -> tuple[float, float]:
+            return (-(c["uncovered_share"] or 0.0), c["closest_persona_mean_probability"])
+
+        flagged = sorted(
+            (
+                c
+                for c in self.summary(top_features)
+                if c["share"] >= self.min_share
+                and c["closest_persona_mean_probability"] is not None
+                and c["closest_persona_mean_probability"] < self.explained_threshold
+            ),
+            key=rank,
         )
+        taken: set[int] = set()
+        out = []
+        for lead in flagged:
+            first = lead["cluster"]
+            if first in taken:
+                continue
+            ids = [first] + [
+                c["cluster"]
+                for c in flagged
+                if c["cluster"] not in taken
+                and c["cluster"] != first
+                and behaviour_distance(self.clusters[first], self.clusters[c["cluster"]])
+                < self.merge_distance
+            ]
+            taken.update(ids)
+            if len(ids) == 1:
+                out.append(lead)
+            else:
+                merged = _Cluster.merged(self.clusters[i] for i in ids)
+                out.append(self._describe(first, ids, merged, top_features))
+        return sorted(out, key=rank)
