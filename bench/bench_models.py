@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import csv
 import io
+import itertools
 import json
 import math
 import os
@@ -51,6 +52,7 @@ from stream_app.settings import Settings
 DEFAULT_UNLABELLED_WEIGHT = Settings.model_fields["unlabelled_weight"].default
 DEFAULT_MIN_LABELS = Settings.model_fields["unlabelled_min_labels"].default
 TRAFFIC_LABELLED = 0.1  # the traffic mode: 1 visitor in 10 labelled
+DISCOVERY_LABELS = 2000
 
 CATALOG = Path(__file__).resolve().parents[1] / "models" / "catalogs" / "b2b_saas.yaml"
 QUALITY_STEPS = [0, 100, 500, 2000]
@@ -371,20 +373,36 @@ def bench_crm(catalog: Catalog, rows: int, seed: int) -> None:
 
 
 def bench_discovery(catalog: Catalog, seed: int, random_worlds: int) -> None:
-    for i, hidden in enumerate(catalog.persona_ids[::-1]):
-        bench_discovery_one(catalog, seed, hidden, table=i == 0)
+    for labels in (0, DISCOVERY_LABELS):
+        what = (
+            f"{labels:,} labels of the known personas (the trained model ranks by fit)"
+            if labels
+            else "the rules alone (no labels)"
+        )
+        print(f"\n# discovery with {what}")
+        for i, hidden in enumerate(catalog.persona_ids[::-1]):
+            bench_discovery_one(catalog, seed, hidden, table=i == 0, labels=labels)
+        for hidden in [None] if labels else []:
+            bench_discovery_one(catalog, seed, hidden, table=False, labels=labels)
     if random_worlds:
-        print(f"\n## discovery on {random_worlds} random catalogs, persona_0 or persona_1 hidden")
+        print(
+            f"\n# discovery on {random_worlds} random catalogs, persona_0 or persona_1 hidden, "
+            f"then none; the model trained on {DISCOVERY_LABELS:,} labels of the known personas"
+        )
     for i in range(random_worlds):
         cat_seed = seed * 2000 + i
         rng = random.Random(cat_seed)
         cat = random_catalog(cat_seed, n_personas=rng.randint(4, 6), n_pages=rng.randint(8, 16))
-        for hidden in cat.persona_ids[:2]:
-            bench_discovery_one(cat, cat_seed, hidden, table=False)
+        for hidden in [*cat.persona_ids[:2], None]:
+            bench_discovery_one(cat, cat_seed, hidden, table=False, labels=DISCOVERY_LABELS)
 
 
-def bench_discovery_one(catalog: Catalog, seed: int, hidden: str, table: bool) -> None:
-    """Hide one persona from the catalog: is the top candidate cluster made of it?"""
+def bench_discovery_one(
+    catalog: Catalog, seed: int, hidden: str | None, table: bool, labels: int = 0
+) -> None:
+    """Hide one persona from the catalog: is the top candidate cluster made of it?
+    ``hidden`` None: the control, nothing hidden (no candidate is the right answer).
+    ``labels``: the mapper first learns that many labels of the known personas."""
     import yaml
 
     from models.discovery import PersonaDiscovery
@@ -399,11 +417,15 @@ def bench_discovery_one(catalog: Catalog, seed: int, hidden: str, table: bool) -
     small = Catalog.from_dict(doc)
     for kind in ("sessions", "markov"):
         mapper = PersonaMapper(small)
+        world = World(catalog, seed=seed + 5, kind=kind, labelled_fraction=1.0 if labels else 0.0)
+        if labels:
+            known = (v for v in world.visitors(labels * 2) if v.persona != hidden)
+            train(mapper, itertools.islice(known, labels))
+            world.labelled_fraction = 0.0
         disc = PersonaDiscovery(mapper=mapper)
         members: dict[int, dict[str, int]] = {}
         t = time.perf_counter()
         n = hidden_total = 0
-        world = World(catalog, seed=seed + 5, kind=kind, labelled_fraction=0.0)
         for v in world.visitors(4000):
             c = disc.learn_one(replay(mapper, v.events))
             if c >= 0:
@@ -419,6 +441,12 @@ def bench_discovery_one(catalog: Catalog, seed: int, hidden: str, table: bool) -
         ) -> int:
             return sum(members[c].get(hidden, 0) for c in candidate["clusters"])
 
+        if hidden is None:
+            print(
+                f"discovery, {catalog.name}, world {kind}, nothing hidden (control): "
+                f"{len(candidates)} candidates"
+            )
+            continue
         if not table:
             if candidates:
                 got = hidden_in(candidates[0])

@@ -11,6 +11,13 @@ whole population (lift = share in the cluster / share overall) and, when the cat
 known, the share of its behaviour that no linking rule mentions (``uncovered_share``).
 Clusters are seeded farthest-first from the data, so a run is reproducible.
 
+Once the mapper has labels (``FIT_MIN_LABELS``), a better sign than the posterior is
+available: its **fit gain** (``PersonaMapper.fit_gain``), how much better the best known
+persona explains a visitor's tokens than the pooled population does. A trained model is
+confident about nearly everyone, the visitors of a missing persona included, but it cannot
+*fit* them: a cluster whose mean gain is under ``GAIN_RATIO`` of the average is a candidate,
+and candidates are ranked by it.
+
 One persona's visitors often fill two or three clusters (a mixture with more clusters than
 personas splits the big ones); candidate clusters whose behaviour is alike (mean Hellinger
 distance of their token shares per group below ``merge_distance``) are reported as one
@@ -29,6 +36,8 @@ Vector = dict[str, float]
 # Behaviour, not identity: os/browser/country would split clusters by device, not habits.
 GROUPS = frozenset({"page", "touch", "dwell"})
 MERGE_DISTANCE = 0.23  # candidate clusters closer than this (mean Hellinger) are one candidate
+FIT_MIN_LABELS = 100  # labels the mapper needs before its fit gain ranks candidates
+GAIN_RATIO = 0.5  # a cluster explained less than half as well as the average is a candidate
 
 
 def state_vector(state_or_profile: Mapping[str, Any]) -> Vector:
@@ -59,6 +68,8 @@ class _Cluster:
         self.uncovered_sum = 0.0
         self.scored = 0
         self.persona_sums: dict[str, float] = {}
+        self.gain_sum = 0.0
+        self.gained = 0
 
     @classmethod
     def merged(cls, parts: Iterable[_Cluster]) -> _Cluster:
@@ -68,6 +79,8 @@ class _Cluster:
             out.top_sum += part.top_sum
             out.uncovered_sum += part.uncovered_sum
             out.scored += part.scored
+            out.gain_sum += part.gain_sum
+            out.gained += part.gained
             for token, w in part.sums.items():
                 out.sums[token] = out.sums.get(token, 0.0) + w
             for p, q in part.persona_sums.items():
@@ -122,6 +135,8 @@ class PersonaDiscovery:
         self.n = 0
         self.totals: Vector = {}
         self.clusters: dict[int, _Cluster] = {}
+        self.gain_sum = 0.0
+        self.gained = 0
 
     def learn_one(self, x: Mapping[str, Any], personas: Mapping[str, float] | None = None) -> int:
         """Add one visitor (a state, or a vector from :func:`state_vector`); returns its cluster.
@@ -145,6 +160,9 @@ class PersonaDiscovery:
         if not vector:
             return -1
         counts = {t: float(raw[t]) for t in vector}
+        gain = None
+        if "k" in x and self.mapper is not None and self.mapper.n_labels >= FIT_MIN_LABELS:
+            gain = self.mapper.fit_gain(x)
         if personas is None and is_state and self.mapper is not None:
             personas = self.mapper.score(x)
         c = self.mixture.learn_one(counts, vector)
@@ -156,6 +174,11 @@ class PersonaDiscovery:
             self.totals[token] = self.totals.get(token, 0.0) + w
         if self.covered is not None:
             stats.uncovered_sum += self._uncovered(vector)
+        if gain is not None:
+            stats.gain_sum += gain
+            stats.gained += 1
+            self.gain_sum += gain
+            self.gained += 1
         if personas:
             stats.scored += 1
             stats.top_sum += max(personas.values())
@@ -197,6 +220,12 @@ class PersonaDiscovery:
             "closest_persona": closest,
             "closest_persona_mean_probability": mean[closest] if closest else None,
             "uncovered_share": s.uncovered_sum / s.n if self.covered is not None else None,
+            # mean fit gain relative to all visitors' (1: as well explained as the average)
+            "relative_fit": (
+                (s.gain_sum / s.gained) / (self.gain_sum / self.gained)
+                if s.gained and self.gain_sum > 0
+                else None
+            ),
             "distinguishing": [
                 {"feature": t, "share": round(sh, 3), "lift": round(li, 2)}
                 for li, sh, t in lifts[:top_features]
@@ -212,8 +241,17 @@ class PersonaDiscovery:
         best-ranked one gathers the others, and ``clusters`` lists them all.
         """
 
-        def rank(c: dict[str, Any]) -> tuple[float, float]:
-            return (-(c["uncovered_share"] or 0.0), c["closest_persona_mean_probability"])
+        fitted = self.gained > 0 and self.gain_sum > 0
+
+        def rank(c: dict[str, Any]) -> tuple[float, float, float]:
+            fit = c["relative_fit"] if fitted and c["relative_fit"] is not None else 1.0
+            return (fit, -(c["uncovered_share"] or 0.0), c["closest_persona_mean_probability"])
+
+        def unexplained(c: dict[str, Any]) -> bool:
+            if fitted and c["relative_fit"] is not None:
+                return bool(c["relative_fit"] < GAIN_RATIO)
+            p = c["closest_persona_mean_probability"]
+            return p is not None and p < self.explained_threshold
 
         flagged = sorted(
             (
@@ -221,7 +259,7 @@ class PersonaDiscovery:
                 for c in self.summary(top_features)
                 if c["share"] >= self.min_share
                 and c["closest_persona_mean_probability"] is not None
-                and c["closest_persona_mean_probability"] < self.explained_threshold
+                and unexplained(c)
             ),
             key=rank,
         )

@@ -493,6 +493,31 @@ class TokenModel:
                 acc[c] += n * lp[c]
         return out
 
+    def fit_gain(self, tokens: Mapping[str, Any]) -> float | None:
+        """How much better the best persona explains a visitor's tokens than the personas'
+        pooled counts do: the mean over its tokens of ``log P_best - log P_pooled`` (nats;
+        untempered). Visitors of a persona the catalog lacks score low: no persona's
+        likelihood fits them better than the population's. None without usable tokens."""
+        ll = [0.0] * self.k
+        pooled = total = 0.0
+        for token, n in tokens.items():
+            if not (isinstance(n, int | float) and n > 0 and token and token[0] in self.a):
+                continue
+            try:
+                slot, context, _ = self.parts(token)
+                lp = self.log_proba(token)
+            except (ValueError, IndexError):
+                continue
+            values = (
+                len(self.pages) if slot == "p" else len(set(self.known[slot]) | self.vocab[slot])
+            )
+            seen = sum(self._count(token))
+            pooled += n * math.log((seen + 1.0) / (sum(self._total(context)) + values + 1.0))
+            for c in range(self.k):
+                ll[c] += n * lp[c]
+            total += n
+        return (max(ll) - pooled) / total if total else None
+
     def predict(self, slot_ll: Mapping[str, list[float]]) -> list[float]:
         logits = list(self.log_base())
         for ll in slot_ll.values():

@@ -439,6 +439,12 @@ class PersonaMapper:
         for counts, weights in reversed(checked):  # take back first, then add
             self.model.add_soft(counts, weights)
 
+    def fit_gain(self, state: dict[str, Any]) -> float | None:
+        """Per token, how much better the best persona explains the visitor than the pooled
+        population (``TokenModel.fit_gain``); discovery's sign of a persona the catalog lacks."""
+        counts = state.get("k")
+        return self.model.fit_gain(counts) if isinstance(counts, dict) else None
+
     def merge_states(self, a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         """One person seen as two visitors: evidence and counts add up, the furthest phase wins."""
         a, b = self._usable(a), self._usable(b)

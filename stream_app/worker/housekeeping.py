@@ -82,6 +82,7 @@ class Housekeeping:
                 return
             self._sampled_this_second += 1
             try:
+                self.discovery.mapper = self.holder.mapper  # the model in use (hot swaps)
                 self.discovery.learn_one(state.model, personas=state.personas)
             except Exception:
                 log.debug("discovery skipped a state", exc_info=True)

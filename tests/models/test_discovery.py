@@ -86,3 +86,61 @@ def test_a_persona_hidden_from_the_catalog_is_the_top_candidate(catalog: Catalog
     hidden_seen = sum(ps.count(hidden) for c, ps in members.items() if c >= 0)
     assert precision >= 0.6, precision  # base rate of the hidden persona: about 0.1
     assert members[top["cluster"]].count(hidden) / hidden_seen >= 0.4
+
+
+def _discover(catalog: Catalog, hidden: str | None, labels: int, visitors: int) -> tuple:
+    from models.evaluation import replay, train
+    from models.worlds import World
+
+    doc = catalog.model_dump()
+    doc["personas"] = [p for p in doc["personas"] if p["id"] != hidden]
+    doc["linking_rules"] = [r for r in doc["linking_rules"] if r["persona"] != hidden]
+    doc = {k: v for k, v in doc.items() if k in ("personas", "linking_rules", "page_categories")}
+    mapper = PersonaMapper(Catalog.from_dict(doc))
+    world = World(catalog, seed=9, labelled_fraction=1.0)
+    train(mapper, [v for v in world.visitors(labels * 2) if v.persona != hidden][:labels])
+    world.labelled_fraction = 0.0
+    disc = PersonaDiscovery(mapper=mapper)
+    members: dict[int, list[str]] = {}
+    for v in world.visitors(visitors):
+        members.setdefault(disc.learn_one(replay(mapper, v.events)), []).append(v.persona)
+    return disc, members
+
+
+def test_a_trained_model_finds_the_persona_it_cannot_fit(catalog: Catalog) -> None:
+    """With labels the model is confident about nearly everyone, so the posterior no longer
+    flags the missing persona's visitors; their poor fit does."""
+    hidden = "executive_sponsor"
+    disc, members = _discover(catalog, hidden, labels=1000, visitors=2500)
+    top = disc.candidates()[0]
+    assert top["relative_fit"] < 0.5
+    inside = [p for c in top["clusters"] for p in members[c]]
+    seen = sum(ps.count(hidden) for c, ps in members.items() if c >= 0)
+    assert inside.count(hidden) / len(inside) >= 0.7, top
+    assert inside.count(hidden) / seen >= 0.5, top
+
+
+def test_a_trained_model_with_every_persona_flags_nothing(catalog: Catalog) -> None:
+    disc, _ = _discover(catalog, None, labels=1000, visitors=2500)
+    assert disc.candidates() == []
+    fits = [c["relative_fit"] for c in disc.summary()]
+    assert all(f is not None and f > 0.5 for f in fits), fits
+
+
+def test_alike_candidate_clusters_are_one_candidate() -> None:
+    d = PersonaDiscovery(n_clusters=4, min_share=0.05, seed_distance=0.05)
+    rng = random.Random(5)
+    unexplained = {"dev": 0.4, "buyer": 0.35, "exec": 0.25}
+    for _ in range(800):
+        if rng.random() < 0.5:  # one behaviour, two shades: the mixture may split it
+            share = rng.choice([0.5, 0.75])  # 20 page views each: distinct to the mixture
+            d.learn_one({"page=partners": 20 * share, "page=events": 20 * (1 - share)}, unexplained)
+        else:
+            d.learn_one({"page=pricing": 0.9, "page=compare": 0.1}, {"buyer": 0.95})
+    split = [
+        c for c in d.summary() if "page=partners" in {f["feature"] for f in c["distinguishing"]}
+    ]
+    assert len(split) >= 2, d.summary()
+    (candidate,) = d.candidates()
+    assert sorted(candidate["clusters"]) == sorted(c["cluster"] for c in split)
+    assert candidate["size"] == sum(c["size"] for c in split)
