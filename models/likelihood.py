@@ -578,7 +578,7 @@ class TokenModel:
 
     def add(self, tokens: Mapping[str, Any], truth: int, weight: float) -> None:
         """Add a labelled visitor's token counts (weighted) to persona ``truth``."""
-        self._add_counts(tokens, truth, weight)
+        self._add_counts(tokens, [(truth, weight)])
         self.label_weight[truth] += weight
         self.n_labels += 1
         self.clear_cache()
@@ -589,13 +589,13 @@ class TokenModel:
         step. Negative weights take back an earlier contribution (a count never goes below
         zero). The labels' base rate, label count, prior-strength scores and temperature
         are left alone: they are the labels' alone."""
-        for c, w in enumerate(weights):
-            if w:
-                self._add_counts(tokens, c, w)
+        self._add_counts(tokens, [(c, w) for c, w in enumerate(weights) if w])
         self.soft_weight = max(self.soft_weight + sum(weights), 0.0)
         self.clear_cache()
 
-    def _add_counts(self, tokens: Mapping[str, Any], truth: int, weight: float) -> None:
+    def _add_counts(self, tokens: Mapping[str, Any], weights: list[tuple[int, float]]) -> None:
+        """Add the token counts to each ``(persona, weight)`` of ``weights`` in one pass."""
+        k = self.k
         for token, n in tokens.items():
             if not (isinstance(n, int | float) and n > 0 and token and token[0] in self.a):
                 continue
@@ -603,21 +603,25 @@ class TokenModel:
                 slot, context, value = self.parts(token)
             except (ValueError, IndexError):
                 continue
-            w = weight * float(n)
             keys = [(token, context)]
             if slot == "p":
                 keys.append(("P" + value, "P"))
                 if context != "p" + START:
                     prev = context[1:]
-                    expected = w * self._categorical("p", "P" + prev, prev)[truth]
-                    self.moves[truth] = max(self.moves[truth] + w, 0.0)
-                    self.stay_seen[truth] = max(self.stay_seen[truth] + w * (prev == value), 0.0)
-                    self.stay_expected[truth] = max(self.stay_expected[truth] + expected, 0.0)
+                    stays = float(prev == value)
+                    unigram = self._categorical("p", "P" + prev, prev)
+                    for c, weight in weights:
+                        w = weight * float(n)
+                        self.moves[c] = max(self.moves[c] + w, 0.0)
+                        self.stay_seen[c] = max(self.stay_seen[c] + w * stays, 0.0)
+                        self.stay_expected[c] = max(self.stay_expected[c] + w * unigram[c], 0.0)
             for key, ctx in keys:
-                row = self.counts.setdefault(key, [0.0] * self.k)
-                d = max(w, -row[truth])  # a removal never takes a count below zero
-                row[truth] += d
-                self.totals.setdefault(ctx, [0.0] * self.k)[truth] += d
+                row = self.counts.setdefault(key, [0.0] * k)
+                total = self.totals.setdefault(ctx, [0.0] * k)
+                for c, weight in weights:
+                    d = max(weight * float(n), -row[c])  # a removal never goes below zero
+                    row[c] += d
+                    total[c] += d
             self.vocab[slot].add(value)
             self._pooled_den.clear()  # the stickiness above reads the counts as they grow
 
