@@ -160,7 +160,7 @@ class Settings(BaseSettings):
         50, ge=1, description="labels the model needs before unlabelled visitors train it"
     )
     unlabelled_max_per_s: float = Field(
-        200.0, gt=0, description="soft examples per second one worker sends to the trainer"
+        500.0, gt=0, description="soft examples per second one worker sends to the trainer"
     )
 
     # Internal topics, named after the consumer group (not part of the public contract).

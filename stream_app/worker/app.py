@@ -11,13 +11,13 @@ faust keeps the lifecycle, the CLI, web + /metrics, the timers and the trainer a
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import socket
 from typing import Any
 
 import faust
+import orjson
 from redis.asyncio import Redis
 
 from models.catalog import Catalog
@@ -209,8 +209,8 @@ def create_app(
             examples = []
             for event in events:
                 try:
-                    examples.append(json.loads(event.value))
-                except ValueError:
+                    examples.append(orjson.loads(event.value))
+                except (ValueError, TypeError):
                     log.warning("skipping an undecodable training example")
             await trainer.learn_yielding(examples)
             learned.extend(events)

@@ -22,7 +22,7 @@ from models.mapper import PersonaMapper
 class UnlabelledLearning:
     weight: float = 1.0  # an unlabelled visitor's weight against a label's (0: off)
     min_labels: int = 50  # labels the model needs before unlabelled visitors count
-    max_per_s: float = 200.0  # soft examples per second this worker may send
+    max_per_s: float = 500.0  # soft examples per second this worker may send
     clock: Callable[[], float] = time.monotonic
     _tokens: float = field(default=0.0, init=False)
     _last: float | None = field(default=None, init=False)
