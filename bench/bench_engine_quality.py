@@ -27,6 +27,7 @@ import time
 import urllib.request
 import uuid
 import warnings
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,22 @@ def produce(producer: KafkaProducer, topic: str, events: list[dict[str, Any]]) -
     for event in events:
         producer.send(topic, key=event["visitor_id"].encode(), value=json.dumps(event).encode())
     producer.flush()
+
+
+def probe_version(producer: KafkaProducer, topic: str, redis: Redis, prefix: str) -> int:
+    """The model version the worker scores with now: one fresh visitor's record (the
+    /metrics gauge only moves when a batch is processed)."""
+    vid = f"probe-{uuid.uuid4().hex}"
+    event = {
+        "event_id": vid,
+        "type": "page_view",
+        "visitor_id": vid,
+        "ts": datetime.now(UTC).isoformat(),
+        "url": "https://example.com/",
+    }
+    produce(producer, topic, [event])
+    wait_records(redis, prefix, {vid: 1}, 60)
+    return int(json.loads(redis.get(f"{prefix}visitor:{vid}") or "{}")["model_version"])
 
 
 def wait_records(redis: Redis, prefix: str, want: dict[str, int], timeout: float) -> float:
@@ -145,14 +162,14 @@ def main() -> int:
             900,
         )
         print(f"training traffic: {len(events):,} events processed {waited:.0f} s after produced")
-        version, stable_since = metric(port, "persona_model_version"), time.perf_counter()
+        version, stable_since = None, time.perf_counter()
         while time.perf_counter() - stable_since < 15:
-            time.sleep(1)
-            now = metric(port, "persona_model_version")
+            now = probe_version(producer, settings.topic_events, redis, prefix)
             if now != version:
                 version, stable_since = now, time.perf_counter()
+            time.sleep(1)
         weight = metric(port, "persona_model_unlabelled_weight")
-        print(f"model version {version:g} stable for 15 s; unlabelled weight in it {weight}")
+        print(f"model version {version} stable for 15 s; unlabelled weight in it {weight}")
         produce(producer, settings.topic_events, [e for v in held_out for e in v.events])
         wait_records(redis, prefix, {v.visitor_id: len(v.events) for v in held_out}, 300)
         docs = redis.mget([f"{prefix}visitor:{v.visitor_id}" for v in held_out])
