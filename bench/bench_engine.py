@@ -30,6 +30,7 @@ import uuid
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +69,18 @@ class Worker:
                 self.proc.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def probe_event(url: str = "https://x.example/pricing") -> dict[str, Any]:
+    """A page view of a fresh visitor, sent to see when (and by which model) it is stored."""
+    pid = f"probe-{uuid.uuid4().hex}"
+    return {
+        "event_id": pid,
+        "type": "page_view",
+        "visitor_id": pid,
+        "ts": datetime.now(UTC).isoformat(),
+        "url": url,
+    }
 
 
 def committed(admin: KafkaAdminClient, group: str, topic: str) -> int:
@@ -339,14 +352,8 @@ def main() -> int:
         while time.perf_counter() - start < duration:
             now = time.perf_counter()
             if now >= next_probe:
-                pid = f"probe-{uuid.uuid4().hex}"
-                probe = {
-                    "event_id": pid,
-                    "type": "page_view",
-                    "visitor_id": pid,
-                    "ts": datetime.now(UTC).isoformat(),
-                    "url": "https://x.example/pricing",
-                }
+                probe = probe_event()
+                pid = probe["visitor_id"]
                 future = lat_producer.send(
                     topic, key=pid.encode(), value=json.dumps(probe).encode()
                 )

@@ -27,7 +27,6 @@ import time
 import urllib.request
 import uuid
 import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_engine import Worker  # noqa: E402
+from bench_engine import Worker, probe_event  # noqa: E402
 from kafka import KafkaProducer  # noqa: E402
 from redis import Redis  # noqa: E402
 
@@ -70,14 +69,8 @@ def produce(producer: KafkaProducer, topic: str, events: list[dict[str, Any]]) -
 def probe_version(producer: KafkaProducer, topic: str, redis: Redis, prefix: str) -> int:
     """The model version the worker scores with now: one fresh visitor's record (the
     /metrics gauge only moves when a batch is processed)."""
-    vid = f"probe-{uuid.uuid4().hex}"
-    event = {
-        "event_id": vid,
-        "type": "page_view",
-        "visitor_id": vid,
-        "ts": datetime.now(UTC).isoformat(),
-        "url": "https://example.com/",
-    }
+    event = probe_event()
+    vid = event["visitor_id"]
     produce(producer, topic, [event])
     wait_records(redis, prefix, {vid: 1}, 60)
     return int(json.loads(redis.get(f"{prefix}visitor:{vid}") or "{}")["model_version"])

@@ -42,11 +42,14 @@ class Keys:
         """JSON list of one worker's candidate new personas (expires when it stops)."""
         return f"{self.prefix}discovery:{worker}"
 
-    def discovery_pattern(self) -> str:
-        return f"{self.prefix}discovery:*"
+    def discovery_index(self) -> str:
+        """sorted set of the workers that reported candidates, scored by expiry (epoch s)."""
+        return f"{self.prefix}discovery:workers"
 
-    def worker_stats_pattern(self) -> str:
-        return f"{self.prefix}stats:worker:*"
+    def worker_stats_index(self) -> str:
+        """sorted set of the workers that reported live counters, scored by expiry (epoch s):
+        read instead of a SCAN of the whole keyspace, which grows with the visitors."""
+        return f"{self.prefix}stats:workers"
 
     def identity(self, visitor_id: str) -> str:
         """hash of hashed identifiers (email_sha256, phone_sha256) for audience export."""

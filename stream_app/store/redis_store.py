@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import orjson
@@ -229,29 +230,42 @@ class RedisStore:
         pipe.delete(key)
         pipe.hset(key, mapping={k: repr(float(v)) for k, v in stats.items()})
         pipe.expire(key, ttl_s)
+        pipe.zadd(self._k.worker_stats_index(), {worker: time.time() + ttl_s})
         await pipe.execute()
 
+    async def _reporting(self, index: str) -> list[str]:
+        """Workers whose report has not expired (expired ones leave the index)."""
+        now = time.time()
+        pipe = self._r.pipeline(transaction=False)
+        pipe.zremrangebyscore(index, "-inf", now)
+        pipe.zrange(index, 0, -1)
+        _, workers = await pipe.execute()
+        return [str(w) for w in workers]
+
     async def worker_stats(self) -> dict[str, dict[str, float]]:
-        prefix = self._k.worker_stats("")
-        out: dict[str, dict[str, float]] = {}
-        async for key in self._r.scan_iter(match=self._k.worker_stats_pattern()):
-            raw = await self._r.hgetall(key)
-            out[str(key)[len(prefix) :]] = {str(k): float(v) for k, v in raw.items()}
-        return out
+        workers = await self._reporting(self._k.worker_stats_index())
+        pipe = self._r.pipeline(transaction=False)
+        for worker in workers:
+            pipe.hgetall(self._k.worker_stats(worker))
+        rows = await pipe.execute() if workers else []
+        return {
+            worker: {str(k): float(v) for k, v in raw.items()}
+            for worker, raw in zip(workers, rows, strict=True)
+            if raw
+        }
 
     async def put_discovery(
         self, worker: str, candidates: list[dict[str, Any]], ttl_s: int
     ) -> None:
-        await self._r.set(self._k.discovery(worker), json.dumps(candidates), ex=ttl_s)
+        pipe = self._r.pipeline(transaction=True)
+        pipe.set(self._k.discovery(worker), json.dumps(candidates), ex=ttl_s)
+        pipe.zadd(self._k.discovery_index(), {worker: time.time() + ttl_s})
+        await pipe.execute()
 
     async def discovery(self) -> dict[str, list[dict[str, Any]]]:
-        prefix = self._k.discovery("")
-        out: dict[str, list[dict[str, Any]]] = {}
-        async for key in self._r.scan_iter(match=self._k.discovery_pattern()):
-            raw = await self._r.get(key)
-            if raw:
-                out[str(key)[len(prefix) :]] = json.loads(raw)
-        return out
+        workers = await self._reporting(self._k.discovery_index())
+        raws = await self._r.mget([self._k.discovery(w) for w in workers]) if workers else []
+        return {w: json.loads(raw) for w, raw in zip(workers, raws, strict=True) if raw}
 
     async def close(self) -> None:
         if self._reads is not None:
