@@ -403,15 +403,9 @@ def bench_discovery_one(
     """Hide one persona from the catalog: is the top candidate cluster made of it?
     ``hidden`` None: the control, nothing hidden (no candidate is the right answer).
     ``labels``: the mapper first learns that many labels of the known personas."""
-    import yaml
-
     from models.discovery import PersonaDiscovery
 
-    doc = (
-        yaml.safe_load(CATALOG.read_text())
-        if catalog.persona_ids == Catalog.load(CATALOG).persona_ids
-        else catalog.model_dump(mode="json", exclude_none=True)
-    )
+    doc = catalog.model_dump(mode="json", exclude_none=True)
     doc["personas"] = [p for p in doc["personas"] if p["id"] != hidden]
     doc["linking_rules"] = [r for r in doc["linking_rules"] if r["persona"] != hidden]
     small = Catalog.from_dict(doc)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from models.catalog import CHANNELS, TOUCH_ACTIONS, TOUCH_CHANNELS, Catalog
@@ -493,6 +493,18 @@ class TokenModel:
                 acc[c] += n * lp[c]
         return out
 
+    def _learnable(self, tokens: Mapping[str, Any]) -> Iterator[tuple[str, Any, str, str, str]]:
+        """``(token, count, slot, context key, value)`` of a visitor's well-formed tokens
+        with a positive count; anything else in the counts is skipped."""
+        for token, n in tokens.items():
+            if not (isinstance(n, int | float) and n > 0 and token and token[0] in self.a):
+                continue
+            try:
+                slot, context, value = self.parts(token)
+            except (ValueError, IndexError):
+                continue
+            yield token, n, slot, context, value
+
     def fit_gain(self, tokens: Mapping[str, Any]) -> float | None:
         """How much better the best persona explains a visitor's tokens than the personas'
         pooled counts do: the mean over its tokens of ``log P_best - log P_pooled`` (nats;
@@ -500,17 +512,19 @@ class TokenModel:
         likelihood fits them better than the population's. None without usable tokens."""
         ll = [0.0] * self.k
         pooled = total = 0.0
-        for token, n in tokens.items():
-            if not (isinstance(n, int | float) and n > 0 and token and token[0] in self.a):
-                continue
+        sizes: dict[str, int] = {}  # values a slot can take (pages: the catalog's)
+        for token, n, slot, context, _ in self._learnable(tokens):
             try:
-                slot, context, _ = self.parts(token)
                 lp = self.log_proba(token)
             except (ValueError, IndexError):
                 continue
-            values = (
-                len(self.pages) if slot == "p" else len(set(self.known[slot]) | self.vocab[slot])
-            )
+            values = sizes.get(slot)
+            if values is None:
+                values = sizes[slot] = (
+                    len(self.pages)
+                    if slot == "p"
+                    else len(set(self.known[slot]) | self.vocab[slot])
+                )
             seen = sum(self._count(token))
             pooled += n * math.log((seen + 1.0) / (sum(self._total(context)) + values + 1.0))
             for c in range(self.k):
@@ -544,13 +558,7 @@ class TokenModel:
         """Empirical Bayes, online: score every prior strength (per slot) and page backoff
         by the log-likelihood of this labelled visitor's tokens *before* learning them, and
         use the best so far. Call before :meth:`add`."""
-        for token, n in tokens.items():
-            if not (isinstance(n, int | float) and n > 0 and token and token[0] in self.a):
-                continue
-            try:
-                slot, context, value = self.parts(token)
-            except (ValueError, IndexError):
-                continue
+        for token, n, slot, context, value in self._learnable(tokens):
             w = weight * float(n)
             key, tot_key = ("P" + value, "P") if slot == "p" else (token, slot)
             q = self._prior(slot, value)[truth]
@@ -596,13 +604,7 @@ class TokenModel:
     def _add_counts(self, tokens: Mapping[str, Any], weights: list[tuple[int, float]]) -> None:
         """Add the token counts to each ``(persona, weight)`` of ``weights`` in one pass."""
         k = self.k
-        for token, n in tokens.items():
-            if not (isinstance(n, int | float) and n > 0 and token and token[0] in self.a):
-                continue
-            try:
-                slot, context, value = self.parts(token)
-            except (ValueError, IndexError):
-                continue
+        for token, n, slot, context, value in self._learnable(tokens):
             keys = [(token, context)]
             if slot == "p":
                 keys.append(("P" + value, "P"))
